@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Check an Autobahn|TestSuite fuzzingclient report (index.json) for the rfc6455 server.
+
+Usage:
+    python3 scripts/autobahn_check.py [INDEX_JSON] [--agent NAME] [--markdown FILE]
+                                      [--wstest-seconds N]
+
+INDEX_JSON defaults to autobahn/reports/servers/index.json in the project root. Its
+layout is {agent: {case_id: {"behavior", "behaviorClose", "duration" (ms), "reportfile", ...}}}.
+
+Exit status 0 only if exactly EXPECTED_CASES cases of sections 1-10 are present and every one
+of them has behavior and behaviorClose in {OK, INFORMATIONAL}; 1 otherwise; 2 on bad input.
+Standard library only.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+# Number of cases in sections 1-10 of autobahntestsuite 25.10.1 when the spec selects
+# cases ["*"] and excludes ["12.*", "13.*"]: 1:16 2:11 3:7 4:10 5:20 6:145 7:37 9:54 10:1
+# (the suite has no sections 8 and 11). If a wstest upgrade changes the case set, update
+# these numbers together.
+EXPECTED_CASES = 301
+EXPECTED_PER_SECTION = {1: 16, 2: 11, 3: 7, 4: 10, 5: 20, 6: 145, 7: 37, 8: 0, 9: 54, 10: 1}
+SECTIONS = range(1, 11)
+
+PASSING = ("OK", "INFORMATIONAL")
+COLUMNS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
+DEFAULT_AGENT = "rfc6455"
+REPRODUCE = "scripts/autobahn.sh"
+
+
+def case_key(case_id):
+    """Numeric sort key for ids like '6.4.10'."""
+    return tuple(int(p) if p.isdigit() else p for p in case_id.split("."))
+
+
+def section_of(case_id):
+    head = case_id.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def classify(behavior, behavior_close):
+    """One column per case from its two verdicts, worst first.
+
+    Anything other than the known good/soft verdicts (FAILED, WRONG CODE, UNCLEAN,
+    FAILED BY CLIENT, missing, ...) counts as FAILED.
+    """
+    pair = (behavior, behavior_close)
+    known = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED")
+    if any(v not in known for v in pair):
+        return "FAILED"
+    for verdict in ("UNIMPLEMENTED", "NON-STRICT", "INFORMATIONAL"):
+        if verdict in pair:
+            return verdict
+    return "OK"
+
+
+def wstest_version():
+    try:
+        out = subprocess.run(["wstest", "--autobahnversion"], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [l.strip() for l in out.stdout.splitlines() if l.strip()]
+    if out.returncode != 0 or not lines:
+        return None
+    return ", ".join(lines)
+
+
+def git_commit(cwd):
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, cwd=cwd)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def analyse(cases):
+    """Return (rows, bad, in_scope, other_ids, nine_ms)."""
+    rows = {s: dict({c: 0 for c in COLUMNS}, cases=0) for s in SECTIONS}
+    bad = []
+    in_scope = []
+    other_ids = []
+    nine_ms = 0
+    for case_id in sorted(cases, key=case_key):
+        result = cases[case_id]
+        sec = section_of(case_id)
+        if sec not in rows:
+            other_ids.append(case_id)
+            continue
+        in_scope.append(case_id)
+        behavior = result.get("behavior")
+        behavior_close = result.get("behaviorClose")
+        rows[sec]["cases"] += 1
+        rows[sec][classify(behavior, behavior_close)] += 1
+        if behavior not in PASSING or behavior_close not in PASSING:
+            bad.append((case_id, result))
+        if sec == 9:
+            nine_ms += int(result.get("duration") or 0)
+    return rows, bad, in_scope, other_ids, nine_ms
+
+
+def table_lines(rows, markdown):
+    header = ("Section", "Cases", "Expected") + COLUMNS
+    body = []
+    totals = dict({c: 0 for c in COLUMNS}, cases=0)
+    for sec in SECTIONS:
+        r = rows[sec]
+        if r["cases"] == 0 and EXPECTED_PER_SECTION.get(sec, 0) == 0:
+            continue  # the suite has no such section
+        body.append((str(sec), str(r["cases"]), str(EXPECTED_PER_SECTION.get(sec, 0)))
+                    + tuple(str(r[c]) for c in COLUMNS))
+        for k in totals:
+            totals[k] += r[k]
+    body.append(("Total", str(totals["cases"]), str(EXPECTED_CASES))
+                + tuple(str(totals[c]) for c in COLUMNS))
+    if markdown:
+        out = ["| " + " | ".join(header) + " |",
+               "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+        for row in body:
+            cells = list(row)
+            if cells[0] == "Total":
+                cells = ["**%s**" % c for c in cells]
+            out.append("| " + " | ".join(cells) + " |")
+        return out
+    widths = [max(len(header[i]), *(len(r[i]) for r in body)) for i in range(len(header))]
+    fmt = "  ".join("%%%ds" % w if i else "%%-%ds" % w for i, w in enumerate(widths))
+    out = [fmt % header, fmt % tuple("-" * w for w in widths)]
+    out += [fmt % r for r in body]
+    return out
+
+
+def bad_line(case_id, result):
+    return "%-8s behavior=%-13s behaviorClose=%-16s remoteCloseCode=%-5s duration=%s ms  %s" % (
+        case_id, result.get("behavior"), result.get("behaviorClose"),
+        result.get("remoteCloseCode"), result.get("duration"), result.get("reportfile", ""))
+
+
+def main(argv=None):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("index", nargs="?",
+                    default=os.path.join(root, "autobahn", "reports", "servers", "index.json"),
+                    help="path to wstest's index.json")
+    ap.add_argument("--agent", default=DEFAULT_AGENT,
+                    help="agent name in index.json (default: %(default)s)")
+    ap.add_argument("--markdown", metavar="FILE", help="also write a markdown summary to FILE")
+    ap.add_argument("--wstest-seconds", type=int, metavar="N",
+                    help="wall-clock duration of the wstest run, for the markdown summary")
+    args = ap.parse_args(argv)
+
+    try:
+        with open(args.index, encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, ValueError) as e:
+        print("autobahn_check: cannot read %s: %s" % (args.index, e), file=sys.stderr)
+        return 2
+    if not isinstance(index, dict) or args.agent not in index:
+        agents = sorted(index) if isinstance(index, dict) else []
+        print("autobahn_check: agent %r not in %s (agents present: %s)"
+              % (args.agent, args.index, ", ".join(agents) or "none"), file=sys.stderr)
+        return 2
+
+    rows, bad, in_scope, other_ids, nine_ms = analyse(index[args.agent])
+    count_ok = len(in_scope) == EXPECTED_CASES
+    passed = count_ok and not bad
+
+    print("Autobahn|TestSuite results for agent %r (%s)" % (args.agent, args.index))
+    print()
+    for line in table_lines(rows, markdown=False):
+        print(line)
+    print()
+    print("9.x total duration: %d ms (%.1f s)" % (nine_ms, nine_ms / 1000.0))
+    print("Sections 12-13 (permessage-deflate) are excluded until the extension exists.")
+    if other_ids:
+        print("Ignored %d case(s) outside sections 1-10 (first: %s)."
+              % (len(other_ids), other_ids[0]))
+    for sec in SECTIONS:
+        if rows[sec]["cases"] != EXPECTED_PER_SECTION.get(sec, 0):
+            print("warning: section %d has %d case(s), expected %d"
+                  % (sec, rows[sec]["cases"], EXPECTED_PER_SECTION.get(sec, 0)))
+    print()
+    if not count_ok:
+        print("FAIL: %d case(s) of sections 1-10 in the report, expected exactly %d"
+              % (len(in_scope), EXPECTED_CASES))
+    if bad:
+        print("FAIL: %d case(s) not OK/INFORMATIONAL in behavior and behaviorClose:" % len(bad))
+        for case_id, result in bad:
+            print("  " + bad_line(case_id, result))
+    if passed:
+        print("PASS: all %d cases of sections 1-10 are OK or INFORMATIONAL" % EXPECTED_CASES)
+
+    if args.markdown:
+        write_markdown(args.markdown, root, rows, bad, in_scope, nine_ms, passed,
+                       args.wstest_seconds)
+        print("wrote %s" % args.markdown)
+
+    return 0 if passed else 1
+
+
+def write_markdown(path, root, rows, bad, in_scope, nine_ms, passed, wstest_seconds):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    version = wstest_version()
+    commit = git_commit(root)
+    lines = ["# Autobahn|TestSuite conformance", ""]
+    lines.append("- Date: %s" % now)
+    if commit:
+        lines.append("- Commit: `%s`" % commit)
+    lines.append("- Tester: %s" % (version or "wstest (version not available)"))
+    lines.append("- Mode: `wstest -m fuzzingclient` against `rfc6455 echo`, "
+                 "spec `autobahn/fuzzingclient.json`")
+    lines.append("- Result: **%s** (%d of %d expected cases in sections 1-10, %d not "
+                 "OK/INFORMATIONAL)" % ("PASS" if passed else "FAIL", len(in_scope),
+                                         EXPECTED_CASES, len(bad)))
+    lines.append("")
+    lines += table_lines(rows, markdown=True)
+    lines.append("")
+    lines.append("A case counts in the worst column of its two verdicts (behavior and "
+                 "closing behavior); WRONG CODE, UNCLEAN and FAILED BY CLIENT count as FAILED.")
+    lines.append("")
+    lines.append("9.x (limits/performance) total duration: %d ms (%.1f s)."
+                 % (nine_ms, nine_ms / 1000.0))
+    if wstest_seconds is not None:
+        lines.append("Wall-clock duration of the wstest run: %d s." % wstest_seconds)
+    lines.append("")
+    lines.append("Sections 12-13 (permessage-deflate) are excluded until the extension exists.")
+    if bad:
+        lines.append("")
+        lines.append("## Cases not OK/INFORMATIONAL")
+        lines.append("")
+        lines.append("| Case | behavior | behaviorClose | remoteCloseCode | duration (ms) |")
+        lines.append("|---|---|---|---:|---:|")
+        for case_id, r in bad:
+            lines.append("| %s | %s | %s | %s | %s |" % (case_id, r.get("behavior"),
+                         r.get("behaviorClose"), r.get("remoteCloseCode"), r.get("duration")))
+    lines.append("")
+    lines.append("## Reproduce")
+    lines.append("")
+    lines.append("```sh")
+    lines.append("%s                       # check only" % REPRODUCE)
+    lines.append("AUTOBAHN_WRITE_DOCS=1 %s # check and rewrite this file" % REPRODUCE)
+    lines.append("```")
+    lines.append("")
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

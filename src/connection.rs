@@ -1,0 +1,645 @@
+//! The server side of one WebSocket connection as a state machine with no I/O: bytes and time
+//! in, events and bytes out.
+//!
+//! # Call order
+//!
+//! 1. [`Connection::new`] when a TCP connection is accepted.
+//! 2. [`Connection::receive`] with bytes read from the socket, again and again while it consumes
+//!    less than it was given; each call returns at most one [`Event`]. Bytes it writes into `out`
+//!    (the 101 response, pongs, close frames) are to be sent, in order.
+//! 3. [`Connection::send_text`], [`Connection::send_binary`], [`Connection::ping`],
+//!    [`Connection::close`] to send; they append frames to `out`.
+//! 4. [`Connection::poll_timeout`] says when to call [`Connection::handle_timeout`].
+//! 5. Once [`Connection::state`] is [`State::Closed`] and `out` is sent, the TCP connection is
+//!    closed by the server (§7.1.1: "the underlying TCP connection, in most normal cases, SHOULD
+//!    be closed first by the server").
+//!
+//! Receiving is streaming: a frame's payload is unmasked and validated as its bytes arrive, so
+//! invalid UTF-8 fails the connection in the read where it appears (Autobahn 6.4.x), and limits
+//! are checked from the header before any payload is buffered.
+
+use crate::close::{CloseCode, parse_close_body};
+use crate::error::ProtocolError;
+use crate::frame::{self, FrameHeader, MAX_HEADER_LEN, OpCode};
+use crate::handshake::{self, HandshakeError};
+use crate::mask::apply_mask;
+use crate::message::{Message, Payload, Text};
+use crate::state::State;
+use crate::utf8::Utf8Validator;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Limits and choices for every connection of a server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The largest frame payload accepted, checked at header time (1009 past it).
+    pub max_frame_size: u64,
+    /// The largest message accepted, checked as each frame header arrives (1009 past it).
+    pub max_message_size: u64,
+    /// The largest opening handshake head in bytes (431 past it).
+    pub max_head_size: usize,
+    /// The most header fields in the opening handshake (431 past it).
+    pub max_headers: usize,
+    /// Subprotocols this server speaks; the first one the client offers is chosen.
+    pub subprotocols: Vec<String>,
+    /// Time from accept to the end of the opening handshake; not extended by new bytes.
+    pub handshake_timeout: Duration,
+    /// Time allowed for the peer to answer our Close frame, and then to close TCP.
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            max_head_size: handshake::DEFAULT_MAX_HEAD,
+            max_headers: handshake::DEFAULT_MAX_HEADERS,
+            subprotocols: Vec::new(),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the opening handshake agreed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The request-target of the upgrade request.
+    pub path: String,
+    /// The chosen subprotocol, if any.
+    pub protocol: Option<String>,
+    /// The client's Origin header, if any.
+    pub origin: Option<String>,
+}
+
+/// Something that happened on the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// §4.2.2: the handshake was accepted and the 101 response written; the connection is open.
+    Opened(Opened),
+    /// The handshake was refused and the HTTP error response written; close once it is sent.
+    Rejected(HandshakeError),
+    /// A complete text or binary message.
+    Message(Message<'a>),
+    /// §7.1.5: the peer's Close frame arrived (and was answered, if we had not closed first).
+    Closed {
+        /// The peer's code; `None` for an empty close body (1005, "no status received").
+        code: Option<CloseCode>,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// §7.1.7: the peer broke the protocol; a Close frame with the matching code was written.
+    Failed(ProtocolError),
+    /// The deadline of the current state passed (handshake, close handshake, or TCP close).
+    TimedOut(State),
+}
+
+/// What one call to [`Connection::receive`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// How many bytes of the input were used; call again with the rest.
+    pub consumed: usize,
+    /// At most one event.
+    pub event: Option<Event<'a>>,
+}
+
+/// Sending was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection is not open: handshake not done, or closing started (§5.5.1: "After
+    /// sending a Close frame, the endpoint MUST NOT send any further data frames").
+    NotOpen,
+    /// §5.5: a control frame payload longer than 125 bytes.
+    ControlFrameTooLong,
+}
+
+/// Where the decoder is inside the current frame.
+#[derive(Clone, Copy, Debug)]
+enum FrameState {
+    /// Between frames, with `len` bytes of a header that arrived in an earlier read.
+    Header { stash: [u8; MAX_HEADER_LEN], len: u8 },
+    /// Inside a frame's payload, `received` of its bytes already taken.
+    Payload { header: FrameHeader, received: u64 },
+}
+
+const AT_FRAME_START: FrameState = FrameState::Header { stash: [0; MAX_HEADER_LEN], len: 0 };
+
+/// The kind of data message being assembled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Binary,
+}
+
+/// What the frame loop decided, before the event is built (so that borrowed payloads can be
+/// cut from the input after the loop).
+enum Step {
+    NeedMore,
+    Deliver(Event<'static>),
+    DeliverBorrowed { kind: Kind, start: usize, end: usize },
+}
+
+/// One server-side WebSocket connection. See the module docs for the call order.
+#[derive(Debug)]
+pub struct Connection {
+    config: Arc<Config>,
+    state: State,
+    deadline: Option<Instant>,
+    /// Opening handshake bytes that arrived in pieces (empty, unallocated, once open).
+    head: Vec<u8>,
+    frame: FrameState,
+    /// The data message in progress, if its frames or bytes are arriving in pieces.
+    message: Option<Kind>,
+    message_len: u64,
+    assembled: Vec<u8>,
+    utf8: Utf8Validator,
+    /// A control frame's payload that is arriving in pieces.
+    control: Vec<u8>,
+    /// RSV bits an extension allows (none yet: permessage-deflate would allow RSV1 here).
+    allowed_rsv: u8,
+}
+
+impl Connection {
+    /// A connection whose TCP connection was accepted at `now`, awaiting the opening handshake.
+    pub fn new(config: Arc<Config>, now: Instant) -> Connection {
+        let deadline = Some(now + config.handshake_timeout);
+        Connection {
+            config,
+            state: State::Connecting,
+            deadline,
+            head: Vec::new(),
+            frame: AT_FRAME_START,
+            message: None,
+            message_len: 0,
+            assembled: Vec::new(),
+            utf8: Utf8Validator::new(),
+            control: Vec::new(),
+            allowed_rsv: 0,
+        }
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether data messages can be sent.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// The one place the state changes: checks the move is legal, sets the state's deadline, and
+    /// frees buffers the new state cannot use.
+    fn transition(&mut self, next: State, now: Option<Instant>) {
+        debug_assert!(self.state.can_become(next), "{:?} -> {next:?}", self.state);
+        self.state = next;
+        self.deadline = match next {
+            State::Open => None,
+            _ => now.map(|now| now + self.config.close_timeout),
+        };
+        if next != State::Connecting {
+            self.head = Vec::new();
+        }
+        if next == State::Closed {
+            self.assembled = Vec::new();
+            self.control = Vec::new();
+            self.message = None;
+        }
+    }
+
+    /// Feeds bytes read from the peer. Unmasks them in place. Returns how many were used and at
+    /// most one event; call again with the rest of the input while `consumed < input.len()`.
+    pub fn receive<'a>(
+        &mut self,
+        input: &'a mut [u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Received<'a> {
+        match self.state {
+            State::Connecting => self.receive_handshake(input, now, out),
+            State::Open | State::CloseSent => self.receive_frames(input, now, out),
+            // §7.1.7: after failing or closing, nothing more from the peer is interpreted.
+            State::Closed => Received { consumed: input.len(), event: None },
+        }
+    }
+
+    fn receive_handshake<'a>(
+        &mut self,
+        input: &[u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Received<'a> {
+        let max = self.config.max_head_size;
+        let (consumed, result) = if self.head.is_empty() {
+            // Common case: the whole head in one read, parsed where it lies.
+            let window = &input[..input.len().min(max)];
+            match handshake::find_head_end(window, 0) {
+                Some(end) => (end, self.parse_head(&input[..end])),
+                None if input.len() >= max => (input.len(), Err(HandshakeError::HeadTooLarge)),
+                None => {
+                    self.head.extend_from_slice(input);
+                    return Received { consumed: input.len(), event: None };
+                }
+            }
+        } else {
+            let scanned = self.head.len();
+            let take = input.len().min(max - scanned);
+            self.head.extend_from_slice(&input[..take]);
+            match handshake::find_head_end(&self.head, scanned) {
+                Some(end) => {
+                    let head = std::mem::take(&mut self.head);
+                    (end - scanned, self.parse_head(&head[..end]))
+                }
+                None if self.head.len() >= max => (take, Err(HandshakeError::HeadTooLarge)),
+                None => return Received { consumed: take, event: None },
+            }
+        };
+        let event = match result {
+            Ok((opened, response)) => {
+                out.extend_from_slice(&response);
+                self.transition(State::Open, Some(now));
+                Event::Opened(opened)
+            }
+            Err(error) => {
+                error.write_response(out);
+                self.transition(State::Closed, Some(now));
+                Event::Rejected(error)
+            }
+        };
+        Received { consumed, event: Some(event) }
+    }
+
+    fn parse_head(&self, head: &[u8]) -> Result<(Opened, Vec<u8>), HandshakeError> {
+        let request =
+            handshake::parse_request(head, self.config.max_headers, &self.config.subprotocols)?;
+        let mut response = Vec::with_capacity(160);
+        handshake::write_accept(&mut response, &request);
+        let opened = Opened {
+            path: request.path.to_owned(),
+            protocol: request.protocol,
+            origin: request.origin.map(str::to_owned),
+        };
+        Ok((opened, response))
+    }
+
+    fn receive_frames<'a>(
+        &mut self,
+        input: &'a mut [u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Received<'a> {
+        let mut pos = 0;
+        let step = loop {
+            match self.next_step(input, &mut pos, now, out) {
+                Ok(Some(step)) => break step,
+                Ok(None) => continue,
+                Err(error) => break Step::Deliver(self.fail(error, now, out)),
+            }
+        };
+        if self.state == State::Closed {
+            // Nothing after a Close frame or a failure is interpreted.
+            pos = input.len();
+        }
+        let event = match step {
+            Step::NeedMore => None,
+            Step::Deliver(event) => Some(event),
+            Step::DeliverBorrowed { kind, start, end } => {
+                let payload = Payload::Borrowed(&input[start..end]);
+                Some(Event::Message(match kind {
+                    Kind::Text => Message::Text(Text::validated(payload)),
+                    Kind::Binary => Message::Binary(payload),
+                }))
+            }
+        };
+        Received { consumed: pos, event }
+    }
+
+    /// Advances through one frame header or one piece of payload. `Ok(None)` means "go on".
+    fn next_step(
+        &mut self,
+        input: &mut [u8],
+        pos: &mut usize,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Step>, ProtocolError> {
+        match self.frame {
+            FrameState::Header { mut stash, len } => {
+                let len = usize::from(len);
+                let (header, used) = if len == 0 {
+                    match frame::decode_header(&input[*pos..])? {
+                        Some(found) => found,
+                        None => {
+                            self.stash_header(&input[*pos..], 0);
+                            *pos = input.len();
+                            return Ok(Some(Step::NeedMore));
+                        }
+                    }
+                } else {
+                    let take = (MAX_HEADER_LEN - len).min(input.len() - *pos);
+                    stash[len..len + take].copy_from_slice(&input[*pos..*pos + take]);
+                    match frame::decode_header(&stash[..len + take])? {
+                        Some((header, header_len)) => (header, header_len - len),
+                        None => {
+                            self.stash_header(&input[*pos..*pos + take], len);
+                            *pos += take;
+                            return Ok(Some(Step::NeedMore));
+                        }
+                    }
+                };
+                *pos += used;
+                self.frame = AT_FRAME_START;
+                self.check_header(&header)?;
+                self.on_header(header, input, pos, now, out)
+            }
+            FrameState::Payload { header, received } => {
+                let remaining = header.payload_len - received;
+                let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(input.len() - *pos);
+                let chunk = &mut input[*pos..*pos + take];
+                *pos += take;
+                if let Some(key) = header.mask {
+                    apply_mask(chunk, key, (received % 4) as usize);
+                }
+                if header.opcode.is_control() {
+                    self.control.extend_from_slice(chunk);
+                } else {
+                    if self.message == Some(Kind::Text) {
+                        self.utf8.feed(chunk).map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                    self.assembled.extend_from_slice(chunk);
+                }
+                let received = received + take as u64;
+                if received < header.payload_len {
+                    self.frame = FrameState::Payload { header, received };
+                    return Ok(Some(Step::NeedMore));
+                }
+                self.frame = AT_FRAME_START;
+                if header.opcode.is_control() {
+                    let payload = std::mem::take(&mut self.control);
+                    return self.on_control(header.opcode, &payload, now, out);
+                }
+                self.finish_data_frame(header.fin)
+            }
+        }
+    }
+
+    fn stash_header(&mut self, bytes: &[u8], len: usize) {
+        let mut stash = match self.frame {
+            FrameState::Header { stash, .. } => stash,
+            FrameState::Payload { .. } => [0; MAX_HEADER_LEN],
+        };
+        stash[len..len + bytes.len()].copy_from_slice(bytes);
+        self.frame = FrameState::Header { stash, len: (len + bytes.len()) as u8 };
+    }
+
+    /// The checks that depend on the connection, at header time, before any payload is kept.
+    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        // §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that defines meanings for
+        // non-zero values."
+        if header.rsv & !self.allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBitsSet);
+        }
+        // §5.1: "The server MUST close the connection upon receiving a frame that is not masked."
+        if header.mask.is_none() {
+            return Err(ProtocolError::UnmaskedFrame);
+        }
+        if header.opcode.is_control() {
+            return Ok(());
+        }
+        match (header.opcode, self.message) {
+            // §5.4: a continuation frame only follows "a single frame with the FIN bit clear and
+            // the opcode other than 0".
+            (OpCode::Continuation, None) => return Err(ProtocolError::ContinuationWithoutStart),
+            // §5.4: "the fragments of one message MUST NOT be interleaved between the fragments
+            // of another message".
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::DataFrameInsideMessage);
+            }
+            _ => {}
+        }
+        // §10.4: "implementations SHOULD impose an appropriate limit on frame sizes and the total
+        // message size after reassembly from multiple frames". Checked before allocating.
+        if header.payload_len > self.config.max_frame_size {
+            return Err(ProtocolError::FrameTooBig);
+        }
+        if self.message_len.saturating_add(header.payload_len) > self.config.max_message_size {
+            return Err(ProtocolError::MessageTooBig);
+        }
+        Ok(())
+    }
+
+    fn on_header(
+        &mut self,
+        header: FrameHeader,
+        input: &mut [u8],
+        pos: &mut usize,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Step>, ProtocolError> {
+        let available = (input.len() - *pos) as u64;
+        let whole = header.payload_len <= available;
+        let key = header.mask.unwrap_or_default();
+        if whole && header.opcode.is_control() {
+            // The whole control frame is here: handle it where it lies.
+            let end = *pos + header.payload_len as usize;
+            let payload = &mut input[*pos..end];
+            *pos = end;
+            apply_mask(payload, key, 0);
+            return self.on_control(header.opcode, payload, now, out);
+        }
+        if whole && header.fin && header.opcode != OpCode::Continuation {
+            // The common case: a whole single-frame message in this read. Deliver it in place.
+            let (start, end) = (*pos, *pos + header.payload_len as usize);
+            *pos = end;
+            apply_mask(&mut input[start..end], key, 0);
+            let kind = if header.opcode == OpCode::Text {
+                std::str::from_utf8(&input[start..end]).map_err(|_| ProtocolError::InvalidUtf8)?;
+                Kind::Text
+            } else {
+                Kind::Binary
+            };
+            return Ok(Some(Step::DeliverBorrowed { kind, start, end }));
+        }
+        // The frame's payload arrives in pieces, or belongs to a fragmented message.
+        match header.opcode {
+            OpCode::Text => self.start_message(Kind::Text),
+            OpCode::Binary => self.start_message(Kind::Binary),
+            _ => {}
+        }
+        if !header.opcode.is_control() {
+            self.message_len += header.payload_len;
+        }
+        self.frame = FrameState::Payload { header, received: 0 };
+        Ok(None)
+    }
+
+    fn start_message(&mut self, kind: Kind) {
+        self.message = Some(kind);
+        self.message_len = 0;
+        self.utf8 = Utf8Validator::new();
+    }
+
+    fn finish_data_frame(&mut self, fin: bool) -> Result<Option<Step>, ProtocolError> {
+        if !fin {
+            return Ok(None);
+        }
+        let kind = self.message.take();
+        self.message_len = 0;
+        let payload = Payload::Owned(std::mem::take(&mut self.assembled));
+        let message = match kind {
+            Some(Kind::Text) => {
+                // §8.1: the message must not end inside a code point.
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                Message::Text(Text::validated(payload))
+            }
+            _ => Message::Binary(payload),
+        };
+        Ok(Some(Step::Deliver(Event::Message(message))))
+    }
+
+    fn on_control(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Step>, ProtocolError> {
+        match opcode {
+            OpCode::Ping => {
+                // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+                // response [...]. A Pong frame sent in response to a Ping frame must have
+                // identical "Application data" as found in the message body of the Ping frame".
+                if self.state == State::Open {
+                    frame::write_frame(out, OpCode::Pong, payload);
+                }
+                Ok(None)
+            }
+            // §5.5.3: "A Pong frame MAY be sent unsolicited. [...] A response to an unsolicited
+            // Pong frame is not expected."
+            OpCode::Pong => Ok(None),
+            OpCode::Close => {
+                let body = parse_close_body(payload)?;
+                if self.state == State::Open {
+                    // §5.5.1: "If an endpoint receives a Close frame and did not previously send
+                    // a Close frame, the endpoint MUST send a Close frame in response. [...] it
+                    // typically echos the status code it received."
+                    write_close(out, body.code, "");
+                }
+                let event = Event::Closed { code: body.code, reason: body.reason.to_owned() };
+                self.transition(State::Closed, Some(now));
+                Ok(Some(Step::Deliver(event)))
+            }
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => {
+                unreachable!("on_control is only called for control opcodes")
+            }
+        }
+    }
+
+    /// §7.1.7 _Fail the WebSocket Connection_: send a Close frame with the error's code (unless
+    /// one was sent already), then stop interpreting input.
+    fn fail(&mut self, error: ProtocolError, now: Instant, out: &mut Vec<u8>) -> Event<'static> {
+        if self.state == State::Open {
+            write_close(out, Some(error.close_code()), error.reason());
+        }
+        self.transition(State::Closed, Some(now));
+        Event::Failed(error)
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, out: &mut Vec<u8>, text: &str) -> Result<(), SendError> {
+        self.send_frame(out, OpCode::Text, text.as_bytes())
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, out: &mut Vec<u8>, data: &[u8]) -> Result<(), SendError> {
+        self.send_frame(out, OpCode::Binary, data)
+    }
+
+    /// Sends a message of the same type as `message`.
+    pub fn send(&mut self, out: &mut Vec<u8>, message: &Message<'_>) -> Result<(), SendError> {
+        match message {
+            Message::Text(text) => self.send_text(out, text),
+            Message::Binary(data) => self.send_binary(out, data),
+        }
+    }
+
+    /// Sends a Ping (§5.5.2) with up to 125 bytes of application data.
+    pub fn ping(&mut self, out: &mut Vec<u8>, payload: &[u8]) -> Result<(), SendError> {
+        if payload.len() as u64 > frame::MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlFrameTooLong);
+        }
+        self.send_frame(out, OpCode::Ping, payload)
+    }
+
+    /// Starts the closing handshake (§7.1.2): sends a Close frame and waits for the peer's, up to
+    /// the close timeout.
+    pub fn close(
+        &mut self,
+        out: &mut Vec<u8>,
+        code: CloseCode,
+        reason: &str,
+        now: Instant,
+    ) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::NotOpen);
+        }
+        if reason.len() > 123 {
+            return Err(SendError::ControlFrameTooLong);
+        }
+        write_close(out, Some(code), reason);
+        self.transition(State::CloseSent, Some(now));
+        Ok(())
+    }
+
+    fn send_frame(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::NotOpen);
+        }
+        frame::write_frame(out, opcode, payload);
+        Ok(())
+    }
+
+    /// When [`Connection::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Handles the passing of time. Returns [`Event::TimedOut`] when the current state's
+    /// deadline has passed; the TCP connection is then to be closed at once.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Event<'static>> {
+        let deadline = self.deadline?;
+        if now < deadline {
+            return None;
+        }
+        let was = self.state;
+        self.deadline = None;
+        if was != State::Closed {
+            self.transition(State::Closed, None);
+        }
+        Some(Event::TimedOut(was))
+    }
+}
+
+/// Appends a Close frame with an optional code and a reason (only sent with a code).
+fn write_close(out: &mut Vec<u8>, code: Option<CloseCode>, reason: &str) {
+    let mut body = [0u8; 125];
+    let len = match code {
+        None => 0,
+        Some(code) => {
+            let reason = &reason.as_bytes()[..reason.len().min(123)];
+            body[..2].copy_from_slice(&code.0.to_be_bytes());
+            body[2..2 + reason.len()].copy_from_slice(reason);
+            2 + reason.len()
+        }
+    };
+    frame::write_frame(out, OpCode::Close, &body[..len]);
+}
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

@@ -1,0 +1,394 @@
+//! Unit tests of the connection state machine, fed bytes in memory.
+
+use super::*;
+use crate::frame::write_masked_frame;
+use proptest::prelude::*;
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// A message or close as the tests compare them (owned, whatever the delivery).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seen {
+    Text(String),
+    Binary(Vec<u8>),
+    Closed(Option<u16>, String),
+    Failed(ProtocolError),
+}
+
+fn config() -> Arc<Config> {
+    Arc::new(Config { max_frame_size: 1 << 20, max_message_size: 1 << 20, ..Config::default() })
+}
+
+fn open_connection() -> (Connection, Instant) {
+    let now = Instant::now();
+    let mut conn = Connection::new(config(), now);
+    let mut input = REQUEST.to_vec();
+    let mut out = Vec::new();
+    let r = conn.receive(&mut input, now, &mut out);
+    assert_eq!(r.consumed, REQUEST.len());
+    assert!(matches!(r.event, Some(Event::Opened(_))));
+    assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    (conn, now)
+}
+
+/// Feeds `bytes` split at `cuts`, collecting what the connection saw and wrote.
+fn feed(conn: &mut Connection, now: Instant, bytes: &[u8], cuts: &[usize]) -> (Vec<Seen>, Vec<u8>) {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(bytes.len())).collect();
+    bounds.sort();
+    bounds.push(bytes.len());
+    for end in bounds {
+        let mut piece = bytes[start..end.max(start)].to_vec();
+        start = end.max(start);
+        let mut pos = 0;
+        while pos < piece.len() {
+            let r = conn.receive(&mut piece[pos..], now, &mut out);
+            pos += r.consumed;
+            match r.event {
+                Some(Event::Message(Message::Text(t))) => seen.push(Seen::Text(t.to_string())),
+                Some(Event::Message(Message::Binary(b))) => seen.push(Seen::Binary(b.to_vec())),
+                Some(Event::Closed { code, reason }) => {
+                    seen.push(Seen::Closed(code.map(|c| c.0), reason))
+                }
+                Some(Event::Failed(e)) => seen.push(Seen::Failed(e)),
+                Some(other) => panic!("unexpected {other:?}"),
+                None => {}
+            }
+        }
+    }
+    (seen, out)
+}
+
+fn frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_masked_frame(&mut out, fin, 0, opcode, payload, KEY);
+    out
+}
+
+fn close_frame_code(out: &[u8]) -> Option<u16> {
+    let (h, n) = frame::decode_header(out).ok()??;
+    (h.opcode == OpCode::Close && h.payload_len >= 2)
+        .then(|| u16::from_be_bytes([out[n], out[n + 1]]))
+}
+
+/// Each violation fails the connection with its error and writes a Close frame with its code.
+fn assert_fails(bytes: &[u8], error: ProtocolError, code: u16) {
+    let (mut conn, now) = open_connection();
+    let (seen, out) = feed(&mut conn, now, bytes, &[]);
+    assert_eq!(seen.last(), Some(&Seen::Failed(error)), "{bytes:x?}");
+    assert_eq!(close_frame_code(&out), Some(code));
+    assert_eq!(conn.state(), State::Closed);
+    // Nothing after a failure is interpreted.
+    let (seen, out) = feed(&mut conn, now, &frame(true, OpCode::Text, b"more"), &[]);
+    assert!(seen.is_empty() && out.is_empty());
+}
+
+#[test]
+fn rfc_5_7_single_frame_masked_text() {
+    let (mut conn, now) = open_connection();
+    let bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    let (seen, _) = feed(&mut conn, now, &bytes, &[]);
+    assert_eq!(seen, [Seen::Text("Hello".into())]);
+}
+
+#[test]
+fn single_frame_message_in_one_read_is_borrowed() {
+    let (mut conn, now) = open_connection();
+    let mut bytes = frame(true, OpCode::Binary, b"abc");
+    let mut out = Vec::new();
+    let r = conn.receive(&mut bytes, now, &mut out);
+    assert!(matches!(r.event, Some(Event::Message(Message::Binary(Payload::Borrowed(b"abc"))))));
+}
+
+#[test]
+fn frames_after_the_handshake_in_the_same_read_are_kept() {
+    let now = Instant::now();
+    let mut conn = Connection::new(config(), now);
+    let mut bytes = REQUEST.to_vec();
+    bytes.extend(frame(true, OpCode::Text, b"early"));
+    let (mut seen, mut out) = (Vec::new(), Vec::new());
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let r = conn.receive(&mut bytes[pos..], now, &mut out);
+        pos += r.consumed;
+        if let Some(Event::Message(m)) = r.event {
+            seen.push(m.as_text().map(str::to_owned));
+        }
+    }
+    assert_eq!(seen, [Some("early".to_owned())]);
+}
+
+#[test]
+fn handshake_in_pieces_and_too_large() {
+    for cut in 1..REQUEST.len() {
+        let now = Instant::now();
+        let mut conn = Connection::new(config(), now);
+        let mut out = Vec::new();
+        let mut a = REQUEST[..cut].to_vec();
+        let r = conn.receive(&mut a, now, &mut out);
+        assert_eq!((r.consumed, r.event), (cut, None));
+        let mut b = REQUEST[cut..].to_vec();
+        let r = conn.receive(&mut b, now, &mut out);
+        assert_eq!(r.consumed, REQUEST.len() - cut);
+        assert!(matches!(r.event, Some(Event::Opened(_))), "cut {cut}");
+    }
+    let now = Instant::now();
+    let mut conn = Connection::new(config(), now);
+    let mut out = Vec::new();
+    let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+    head.resize(9000, b'a');
+    let mut pos = 0;
+    let mut rejected = None;
+    let len = head.len();
+    while pos < len && rejected.is_none() {
+        let end = (pos + 1000).min(len);
+        let r = conn.receive(&mut head[pos..end], now, &mut out);
+        pos += r.consumed;
+        if let Some(Event::Rejected(e)) = r.event {
+            rejected = Some(e);
+        }
+    }
+    assert_eq!(rejected, Some(HandshakeError::HeadTooLarge));
+    assert!(out.starts_with(b"HTTP/1.1 431 "));
+    assert_eq!(conn.state(), State::Closed);
+}
+
+#[test]
+fn bad_handshake_gets_its_status() {
+    let now = Instant::now();
+    let mut conn = Connection::new(config(), now);
+    let mut bytes = b"POST / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let mut out = Vec::new();
+    let r = conn.receive(&mut bytes, now, &mut out);
+    assert_eq!(r.event, Some(Event::Rejected(HandshakeError::MethodNotAllowed)));
+    assert!(out.starts_with(b"HTTP/1.1 405 Method Not Allowed\r\n"));
+}
+
+#[test]
+fn each_violation_has_its_close_code() {
+    let unmasked = {
+        let mut out = Vec::new();
+        frame::write_frame(&mut out, OpCode::Text, b"hi");
+        out
+    };
+    assert_fails(&unmasked, ProtocolError::UnmaskedFrame, 1002);
+    let mut rsv = Vec::new();
+    write_masked_frame(&mut rsv, true, 0x40, OpCode::Text, b"hi", KEY);
+    assert_fails(&rsv, ProtocolError::ReservedBitsSet, 1002);
+    assert_fails(&[0x83, 0x80, 1, 2, 3, 4], ProtocolError::UnknownOpcode(3), 1002);
+    assert_fails(&[0x8b, 0x80, 1, 2, 3, 4], ProtocolError::UnknownOpcode(0xb), 1002);
+    assert_fails(&[0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0], ProtocolError::LengthTopBitSet, 1002);
+    assert_fails(&frame(true, OpCode::Ping, &[0; 126]), ProtocolError::ControlFrameTooLong, 1002);
+    assert_fails(&frame(false, OpCode::Ping, b""), ProtocolError::FragmentedControlFrame, 1002);
+    assert_fails(
+        &frame(true, OpCode::Continuation, b"x"),
+        ProtocolError::ContinuationWithoutStart,
+        1002,
+    );
+    let mut interleaved = frame(false, OpCode::Text, b"a");
+    interleaved.extend(frame(true, OpCode::Text, b"b"));
+    assert_fails(&interleaved, ProtocolError::DataFrameInsideMessage, 1002);
+    assert_fails(&frame(true, OpCode::Text, b"\xff"), ProtocolError::InvalidUtf8, 1007);
+    assert_fails(&frame(true, OpCode::Close, b"\x03"), ProtocolError::CloseBodyTooShort, 1002);
+    assert_fails(
+        &frame(true, OpCode::Close, b"\x03\xe7"),
+        ProtocolError::InvalidCloseCode(999),
+        1002,
+    );
+    assert_fails(
+        &frame(true, OpCode::Close, b"\x03\xe8\xff"),
+        ProtocolError::InvalidCloseReason,
+        1007,
+    );
+    // A frame declaring more than the limit, with no payload sent: refused at header time.
+    let mut big = Vec::new();
+    FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: OpCode::Binary,
+        mask: Some(KEY),
+        payload_len: 2 << 20,
+    }
+    .encode(&mut big);
+    assert_fails(&big, ProtocolError::FrameTooBig, 1009);
+    // A message over the limit across fragments, each under the frame limit.
+    let mut fragments = frame(false, OpCode::Binary, &vec![0; 600 << 10]);
+    fragments.extend(frame(true, OpCode::Continuation, &vec![0; 600 << 10]));
+    assert_fails(&fragments, ProtocolError::MessageTooBig, 1009);
+}
+
+#[test]
+fn invalid_utf8_fails_in_the_piece_where_it_arrives() {
+    // Autobahn 6.4.3: one frame, sent in three pieces; the middle piece holds F4 90.
+    let (mut conn, now) = open_connection();
+    let mut bytes = frame(true, OpCode::Text, "κόσμε\u{f4}".as_bytes());
+    let payload_start = bytes.len() - "κόσμε\u{f4}".len();
+    // Replace the encoded U+00F4 with the raw start of an out-of-range sequence.
+    bytes.truncate(payload_start);
+    let payload = [
+        b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5".as_slice(),
+        b"\xf4\x90\x80\x80",
+        b"edited",
+    ]
+    .concat();
+    let mut masked = payload.clone();
+    crate::mask::apply_mask(&mut masked, KEY, 0);
+    let mut header = Vec::new();
+    FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: OpCode::Text,
+        mask: Some(KEY),
+        payload_len: payload.len() as u64,
+    }
+    .encode(&mut header);
+    let all = [header.clone(), masked].concat();
+    let first = header.len() + 11;
+    let (seen, _) = feed(&mut conn, now, &all[..first], &[]);
+    assert!(seen.is_empty());
+    let (seen, out) = feed(&mut conn, now, &all[first..first + 2], &[]);
+    assert_eq!(seen, [Seen::Failed(ProtocolError::InvalidUtf8)]);
+    assert_eq!(close_frame_code(&out), Some(1007));
+}
+
+#[test]
+fn ping_gets_pong_with_same_payload_even_inside_a_fragmented_message() {
+    let (mut conn, now) = open_connection();
+    let mut bytes = frame(false, OpCode::Text, b"Hel");
+    bytes.extend(frame(true, OpCode::Ping, b"are you there"));
+    bytes.extend(frame(true, OpCode::Pong, b"unsolicited"));
+    bytes.extend(frame(true, OpCode::Continuation, b"lo"));
+    let (seen, out) = feed(&mut conn, now, &bytes, &[]);
+    assert_eq!(seen, [Seen::Text("Hello".into())]);
+    let mut pong = Vec::new();
+    frame::write_frame(&mut pong, OpCode::Pong, b"are you there");
+    assert_eq!(out, pong);
+}
+
+#[test]
+fn close_is_answered_with_the_same_code_and_ends_input() {
+    let (mut conn, now) = open_connection();
+    let mut bytes = frame(true, OpCode::Close, b"\x0f\xa0bye");
+    bytes.extend(frame(true, OpCode::Text, b"after close"));
+    let (seen, out) = feed(&mut conn, now, &bytes, &[]);
+    assert_eq!(seen, [Seen::Closed(Some(4000), "bye".into())]);
+    assert_eq!(out, [0x88, 0x02, 0x0f, 0xa0]);
+    assert_eq!(conn.state(), State::Closed);
+    assert_eq!(conn.send_text(&mut Vec::new(), "x"), Err(SendError::NotOpen));
+
+    let (mut conn, now) = open_connection();
+    let (seen, out) = feed(&mut conn, now, &frame(true, OpCode::Close, b""), &[]);
+    assert_eq!(seen, [Seen::Closed(None, String::new())]);
+    assert_eq!(out, [0x88, 0x00]);
+}
+
+#[test]
+fn server_initiated_close_waits_for_the_peer_then_times_out() {
+    let (mut conn, now) = open_connection();
+    let mut out = Vec::new();
+    conn.close(&mut out, CloseCode::GOING_AWAY, "bye", now).unwrap();
+    assert_eq!(out, [0x88, 0x05, 0x03, 0xe9, b'b', b'y', b'e']);
+    assert_eq!(conn.state(), State::CloseSent);
+    assert_eq!(conn.send_text(&mut out, "x"), Err(SendError::NotOpen));
+    // Data frames still arrive while we wait for the peer's Close.
+    let (seen, _) = feed(&mut conn, now, &frame(true, OpCode::Text, b"late"), &[]);
+    assert_eq!(seen, [Seen::Text("late".into())]);
+    let deadline = conn.poll_timeout().unwrap();
+    assert_eq!(conn.handle_timeout(deadline - Duration::from_millis(1)), None);
+    assert_eq!(conn.handle_timeout(deadline), Some(Event::TimedOut(State::CloseSent)));
+    assert_eq!(conn.state(), State::Closed);
+}
+
+#[test]
+fn handshake_deadline_is_not_extended_by_new_bytes() {
+    let now = Instant::now();
+    let mut conn = Connection::new(config(), now);
+    let deadline = conn.poll_timeout().unwrap();
+    let mut out = Vec::new();
+    let later = now + Duration::from_secs(5);
+    conn.receive(&mut b"GET / HT".to_vec(), later, &mut out);
+    assert_eq!(conn.poll_timeout(), Some(deadline));
+    assert_eq!(conn.handle_timeout(deadline), Some(Event::TimedOut(State::Connecting)));
+}
+
+fn encode_messages(messages: &[(bool, Vec<u8>, usize)]) -> (Vec<u8>, Vec<Seen>) {
+    // Each message: (is_text, payload, fragment size); a ping goes between fragments.
+    let mut bytes = Vec::new();
+    let mut expected = Vec::new();
+    for (is_text, payload, fragment) in messages {
+        let opcode = if *is_text { OpCode::Text } else { OpCode::Binary };
+        let chunks: Vec<&[u8]> =
+            if payload.is_empty() { vec![&[]] } else { payload.chunks(*fragment).collect() };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let op = if i == 0 { opcode } else { OpCode::Continuation };
+            write_masked_frame(
+                &mut bytes,
+                i + 1 == chunks.len(),
+                0,
+                op,
+                chunk,
+                [i as u8, 7, 1, 200],
+            );
+            if i == 0 {
+                write_masked_frame(&mut bytes, true, 0, OpCode::Ping, b"p", KEY);
+            }
+        }
+        expected.push(if *is_text {
+            Seen::Text(String::from_utf8(payload.clone()).unwrap())
+        } else {
+            Seen::Binary(payload.clone())
+        });
+    }
+    (bytes, expected)
+}
+
+fn arb_message() -> impl Strategy<Value = (bool, Vec<u8>, usize)> {
+    prop_oneof![
+        ("\\PC{0,40}", 1usize..20).prop_map(|(s, f)| (true, s.into_bytes(), f)),
+        (proptest::collection::vec(any::<u8>(), 0..300), 1usize..400)
+            .prop_map(|(b, f)| (false, b, f)),
+    ]
+}
+
+proptest! {
+    /// Encode then decode through arbitrary split points gives back the same messages.
+    #[test]
+    fn messages_round_trip_through_any_split(
+        messages in proptest::collection::vec(arb_message(), 1..6),
+        cuts in proptest::collection::vec(0usize..2000, 0..8),
+    ) {
+        let (bytes, expected) = encode_messages(&messages);
+        let (mut conn, now) = open_connection();
+        let (seen, _) = feed(&mut conn, now, &bytes, &cuts);
+        prop_assert_eq!(seen, expected);
+        prop_assert_eq!(conn.state(), State::Open);
+    }
+
+    /// Any bytes at all: the connection ends in an event or waits for more, never panics, and
+    /// a failure always comes with a Close frame carrying the error's code.
+    #[test]
+    fn arbitrary_input_is_handled(bytes in proptest::collection::vec(any::<u8>(), 0..200),
+                                  cuts in proptest::collection::vec(0usize..200, 0..4)) {
+        let (mut conn, now) = open_connection();
+        let (seen, out) = feed(&mut conn, now, &bytes, &cuts);
+        if let Some(Seen::Failed(e)) = seen.last() {
+            prop_assert_eq!(close_frame_code(&out[out.len() - close_len(&out)..]), Some(e.close_code().0));
+        }
+    }
+}
+
+/// The length of the last frame in `out`, which the failure appended.
+fn close_len(out: &[u8]) -> usize {
+    let mut pos = 0;
+    let mut last = 0;
+    while let Ok(Some((h, n))) = frame::decode_header(&out[pos..]) {
+        last = n + h.payload_len as usize;
+        pos += last;
+    }
+    last
+}

@@ -1,0 +1,121 @@
+//! The connection table: slots indexed by a small integer, each with a generation that changes
+//! whenever the slot is reused, so a stale token or id never reaches a new connection.
+
+/// A connection's identity: its slot and the slot's generation when it was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl ConnId {
+    /// Packs the id into a mio token value: the generation above the index.
+    pub(crate) fn to_token(self) -> usize {
+        ((self.generation as usize) << 32) | self.index as usize
+    }
+
+    /// Unpacks a token value made by [`ConnId::to_token`].
+    pub(crate) fn from_token(token: usize) -> ConnId {
+        ConnId { index: (token & 0xFFFF_FFFF) as u32, generation: (token >> 32) as u32 }
+    }
+}
+
+enum Slot<T> {
+    Occupied { generation: u32, value: T },
+    Vacant { generation: u32 },
+}
+
+/// A vector of slots with a free list.
+pub(crate) struct Slab<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Slab<T> {
+    pub(crate) fn new() -> Self {
+        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Stores a value made from its id, in a free slot if there is one.
+    pub(crate) fn insert_with(&mut self, make: impl FnOnce(ConnId) -> T) -> Option<ConnId> {
+        let (index, generation) = match self.free.pop() {
+            Some(index) => {
+                let slot = self.slots.get(index as usize)?;
+                let Slot::Vacant { generation } = slot else { return None };
+                (index, generation.wrapping_add(1))
+            }
+            None => (u32::try_from(self.slots.len()).ok()?, 0),
+        };
+        let id = ConnId { index, generation };
+        let slot = Slot::Occupied { generation, value: make(id) };
+        match self.slots.get_mut(index as usize) {
+            Some(existing) => *existing = slot,
+            None => self.slots.push(slot),
+        }
+        self.len += 1;
+        Some(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut T> {
+        match self.slots.get_mut(id.index as usize)? {
+            Slot::Occupied { generation, value } if *generation == id.generation => Some(value),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: ConnId) -> Option<T> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        match slot {
+            Slot::Occupied { generation, .. } if *generation == id.generation => {
+                let vacant = Slot::Vacant { generation: id.generation };
+                let Slot::Occupied { value, .. } = std::mem::replace(slot, vacant) else {
+                    return None;
+                };
+                self.free.push(id.index);
+                self.len -= 1;
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    /// The ids of every stored value.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| match slot {
+            Slot::Occupied { generation, .. } => {
+                Some(ConnId { index: index as u32, generation: *generation })
+            }
+            Slot::Vacant { .. } => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reused_slot_gets_a_new_generation() {
+        let mut slab = Slab::new();
+        let a = slab.insert_with(|_| "a").unwrap();
+        assert_eq!(slab.remove(a), Some("a"));
+        let b = slab.insert_with(|_| "b").unwrap();
+        assert_eq!(a.index, b.index);
+        assert_ne!(a, b);
+        assert_eq!(slab.get_mut(a), None, "a stale id must not reach the new value");
+        assert_eq!(slab.remove(a), None);
+        assert_eq!(slab.get_mut(b).copied(), Some("b"));
+        assert_eq!(slab.len(), 1);
+    }
+
+    #[test]
+    fn token_round_trip() {
+        let id = ConnId { index: 7, generation: 3 };
+        assert_eq!(ConnId::from_token(id.to_token()), id);
+    }
+}
