@@ -43,3 +43,8 @@ pub use connection::{Config, Connection, Event, Received};
 pub use error::ProtocolError;
 pub use message::{Message, Payload};
 pub use state::State;
+
+/// The README's code blocks, compiled as doctests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

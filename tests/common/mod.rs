@@ -1,0 +1,231 @@
+//! A small blocking WebSocket client and server harness for the integration tests, over real
+//! loopback sockets.
+
+#![allow(dead_code)]
+
+use rfc6455::echo::Echo;
+use rfc6455::frame::{self, FrameHeader, OpCode};
+use rfc6455::handshake::accept_key;
+use rfc6455::server::{Handler, Options, Server, ShutdownHandle};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Every blocking read in the tests gives up after this long, so no test can hang.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// A server running on its own thread on 127.0.0.1, port 0.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start<H: Handler + Send + 'static>(options: Options, handler: H) -> TestServer {
+        let mut server = Server::bind("127.0.0.1:0".parse().unwrap(), options, handler).unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle = server.shutdown_handle();
+        let thread = std::thread::spawn(move || server.run().unwrap());
+        TestServer { addr, handle, thread: Some(thread) }
+    }
+
+    pub fn echo(options: Options) -> TestServer {
+        TestServer::start(options, Echo)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn upgrade_request(host: &SocketAddr) -> String {
+    format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+pub fn connect_raw(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Sends `request` and reads the whole response until the server closes the connection.
+pub fn http_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = connect_raw(addr);
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    String::from_utf8(response).unwrap()
+}
+
+/// A frame as received from the server.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub opcode: OpCode,
+    pub payload: Vec<u8>,
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    mask_counter: u32,
+}
+
+impl Client {
+    /// Connects and completes the opening handshake, checking the accept key.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let mut client = Client::send_handshake(addr);
+        client.finish_handshake();
+        client
+    }
+
+    /// Connects and sends the request, without reading the response.
+    pub fn send_handshake(addr: SocketAddr) -> Client {
+        let mut client = Client::unconnected(addr);
+        client.stream.write_all(upgrade_request(&addr).as_bytes()).unwrap();
+        client
+    }
+
+    /// Connects TCP only; the caller sends the request.
+    pub fn unconnected(addr: SocketAddr) -> Client {
+        Client { stream: connect_raw(addr), buf: Vec::new(), mask_counter: 0 }
+    }
+
+    /// Reads the 101 response.
+    pub fn finish_handshake(&mut self) {
+        let end = loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            self.fill().expect("handshake response");
+        };
+        let head = String::from_utf8(self.buf.drain(..end).collect()).unwrap();
+        assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("Sec-WebSocket-Accept: {}\r\n", accept_key(KEY.as_bytes())))
+        );
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 65536];
+        let n = self.stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    pub fn frame_bytes(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        self.mask_counter = self.mask_counter.wrapping_mul(2654435761).wrapping_add(12345);
+        let mut out = Vec::with_capacity(payload.len() + 14);
+        frame::write_masked_frame(
+            &mut out,
+            fin,
+            0,
+            opcode,
+            payload,
+            self.mask_counter.to_be_bytes(),
+        );
+        out
+    }
+
+    pub fn send_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let bytes = self.frame_bytes(fin, opcode, payload);
+        self.stream.write_all(&bytes).unwrap();
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.send_frame(true, OpCode::Text, text.as_bytes());
+    }
+
+    pub fn send_binary(&mut self, data: &[u8]) {
+        self.send_frame(true, OpCode::Binary, data);
+    }
+
+    /// Reads one frame, or fails on EOF or timeout.
+    pub fn read_frame(&mut self) -> io::Result<Frame> {
+        loop {
+            match frame::decode_header(&self.buf) {
+                Ok(Some((header, n))) => {
+                    let FrameHeader { fin, opcode, payload_len, mask, .. } = header;
+                    assert!(mask.is_none(), "server frames are not masked (§5.1)");
+                    let total = n + payload_len as usize;
+                    while self.buf.len() < total {
+                        self.fill()?;
+                    }
+                    let payload = self.buf[n..total].to_vec();
+                    self.buf.drain(..total);
+                    return Ok(Frame { fin, opcode, payload });
+                }
+                Ok(None) => {
+                    self.fill()?;
+                }
+                Err(e) => panic!("server sent a bad frame header: {e}"),
+            }
+        }
+    }
+
+    /// Reads a frame and returns its close code (and reason), failing if it is not a Close.
+    pub fn read_close(&mut self) -> (Option<u16>, String) {
+        let frame = self.read_frame().expect("a close frame");
+        assert_eq!(frame.opcode, OpCode::Close, "{frame:?}");
+        match frame.payload.as_slice() {
+            [] => (None, String::new()),
+            [a, b, reason @ ..] => {
+                (Some(u16::from_be_bytes([*a, *b])), String::from_utf8(reason.to_vec()).unwrap())
+            }
+            _ => panic!("one-byte close body from the server"),
+        }
+    }
+
+    /// Asserts that the server closes TCP: the next read is EOF (no more bytes, no reset).
+    pub fn expect_eof(&mut self) {
+        assert!(self.buf.is_empty(), "unread bytes before EOF: {:x?}", self.buf);
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("expected EOF, got data"),
+            Err(e) => panic!("expected EOF, got {e}"),
+        }
+    }
+}
+
+/// Raises this process's soft limit on open files to at least `want` (within the hard limit):
+/// a test that holds many sockets on both ends needs more than the common default of 1024.
+pub fn raise_fd_limit(want: u64) {
+    #[repr(C)]
+    struct RLimit {
+        cur: u64,
+        max: u64,
+    }
+    const RLIMIT_NOFILE: i32 = 7;
+    unsafe extern "C" {
+        fn getrlimit(resource: i32, limit: *mut RLimit) -> i32;
+        fn setrlimit(resource: i32, limit: *const RLimit) -> i32;
+    }
+    let mut limit = RLimit { cur: 0, max: 0 };
+    // SAFETY: getrlimit and setrlimit take a pointer to a struct of two rlim_t (u64 on 64-bit
+    // Linux), which `RLimit` is, valid for the duration of the call.
+    unsafe {
+        assert_eq!(getrlimit(RLIMIT_NOFILE, &mut limit), 0);
+        if limit.cur < want {
+            assert!(limit.max >= want, "hard limit on open files is {}, need {want}", limit.max);
+            limit.cur = want;
+            assert_eq!(setrlimit(RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
