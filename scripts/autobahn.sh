@@ -63,9 +63,9 @@ case "$port" in
 esac
 
 # --- wstest must be available ------------------------------------------------------------
-if ! command -v wstest >/dev/null 2>&1; then
+if ! (command -v wstest >/dev/null 2>&1 && wstest --autobahnversion >/dev/null 2>&1); then
   cat >&2 <<EOF
-autobahn: error: 'wstest' (Autobahn|TestSuite) is not on PATH.
+autobahn: error: 'wstest' (Autobahn|TestSuite) is not on PATH (or does not run).
 
 Install the autobahntestsuite package into a Python 2.7 environment (wstest does not run
 on Python 3; its dependencies may need pinning to their last Python 2.7 releases):

@@ -22,6 +22,7 @@ use crate::close::{CloseCode, parse_close_body};
 use crate::error::ProtocolError;
 use crate::frame::{self, FrameHeader, MAX_HEADER_LEN, OpCode};
 use crate::handshake::{self, HandshakeError};
+use crate::http::{self, Page, Route};
 use crate::mask::apply_mask;
 use crate::message::{Message, Payload, Text};
 use crate::state::State;
@@ -46,6 +47,14 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Time allowed for the peer to answer our Close frame, and then to close TCP.
     pub close_timeout: Duration,
+    /// Send a Ping this long after the last Pong (or the opening); `None`: never.
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection (1011) when a Pong has not come this long after our Ping.
+    pub pong_timeout: Duration,
+    /// Pages served to plain `GET`/`HEAD` requests on the same port.
+    pub pages: Vec<Page>,
+    /// The one path WebSockets are opened at (`None`: any path).
+    pub websocket_path: Option<String>,
 }
 
 impl Default for Config {
@@ -58,6 +67,10 @@ impl Default for Config {
             subprotocols: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(20),
+            pages: Vec::new(),
+            websocket_path: None,
         }
     }
 }
@@ -80,6 +93,8 @@ pub enum Event<'a> {
     Opened(Opened),
     /// The handshake was refused and the HTTP error response written; close once it is sent.
     Rejected(HandshakeError),
+    /// A plain HTTP request was answered with the page at this path; close once it is sent.
+    Served(String),
     /// A complete text or binary message.
     Message(Message<'a>),
     /// §7.1.5: the peer's Close frame arrived (and was answered, if we had not closed first).
@@ -91,7 +106,9 @@ pub enum Event<'a> {
     },
     /// §7.1.7: the peer broke the protocol; a Close frame with the matching code was written.
     Failed(ProtocolError),
-    /// The deadline of the current state passed (handshake, close handshake, or TCP close).
+    /// A deadline passed in this state: the handshake's, the closing handshake's, the TCP
+    /// close's, or (in `Open`) the Pong's, which writes a Close frame with 1011. The TCP
+    /// connection is to be closed at once.
     TimedOut(State),
 }
 
@@ -112,6 +129,9 @@ pub enum SendError {
     NotOpen,
     /// §5.5: a control frame payload longer than 125 bytes.
     ControlFrameTooLong,
+    /// The event loop refused to queue more for a connection that reads too slowly, and closed
+    /// it with 1008 (`server::Options::max_outbox`).
+    Overflow,
 }
 
 /// Where the decoder is inside the current frame.
@@ -130,6 +150,14 @@ const AT_FRAME_START: FrameState = FrameState::Header { stash: [0; MAX_HEADER_LE
 enum Kind {
     Text,
     Binary,
+}
+
+/// How a complete request head was answered.
+enum Answer {
+    Open(Opened),
+    Served(String),
+    /// Refused, with the response already written.
+    Refused(HandshakeError),
 }
 
 /// What the frame loop decided, before the event is built (so that borrowed payloads can be
@@ -158,6 +186,10 @@ pub struct Connection {
     control: Vec<u8>,
     /// RSV bits an extension allows (none yet: permessage-deflate would allow RSV1 here).
     allowed_rsv: u8,
+    /// When to send the next keepalive Ping (while open and not waiting for a Pong).
+    ping_due: Option<Instant>,
+    /// When the Pong for our last Ping is overdue.
+    pong_due: Option<Instant>,
 }
 
 impl Connection {
@@ -176,6 +208,8 @@ impl Connection {
             utf8: Utf8Validator::new(),
             control: Vec::new(),
             allowed_rsv: 0,
+            ping_due: None,
+            pong_due: None,
         }
     }
 
@@ -197,6 +231,11 @@ impl Connection {
         self.deadline = match next {
             State::Open => None,
             _ => now.map(|now| now + self.config.close_timeout),
+        };
+        self.pong_due = None;
+        self.ping_due = match (next, now, self.config.ping_interval) {
+            (State::Open, Some(now), Some(interval)) => Some(now + interval),
+            _ => None,
         };
         if next != State::Connecting {
             self.head = Vec::new();
@@ -235,7 +274,7 @@ impl Connection {
             // Common case: the whole head in one read, parsed where it lies.
             let window = &input[..input.len().min(max)];
             match handshake::find_head_end(window, 0) {
-                Some(end) => (end, self.parse_head(&input[..end])),
+                Some(end) => (end, self.answer_head(&input[..end], out)),
                 None if input.len() >= max => (input.len(), Err(HandshakeError::HeadTooLarge)),
                 None => {
                     self.head.extend_from_slice(input);
@@ -249,17 +288,24 @@ impl Connection {
             match handshake::find_head_end(&self.head, scanned) {
                 Some(end) => {
                     let head = std::mem::take(&mut self.head);
-                    (end - scanned, self.parse_head(&head[..end]))
+                    (end - scanned, self.answer_head(&head[..end], out))
                 }
                 None if self.head.len() >= max => (take, Err(HandshakeError::HeadTooLarge)),
                 None => return Received { consumed: take, event: None },
             }
         };
         let event = match result {
-            Ok((opened, response)) => {
-                out.extend_from_slice(&response);
+            Ok(Answer::Open(opened)) => {
                 self.transition(State::Open, Some(now));
                 Event::Opened(opened)
+            }
+            Ok(Answer::Served(path)) => {
+                self.transition(State::Closed, Some(now));
+                Event::Served(path)
+            }
+            Ok(Answer::Refused(error)) => {
+                self.transition(State::Closed, Some(now));
+                Event::Rejected(error)
             }
             Err(error) => {
                 error.write_response(out);
@@ -270,17 +316,30 @@ impl Connection {
         Received { consumed, event: Some(event) }
     }
 
-    fn parse_head(&self, head: &[u8]) -> Result<(Opened, Vec<u8>), HandshakeError> {
-        let request =
-            handshake::parse_request(head, self.config.max_headers, &self.config.subprotocols)?;
-        let mut response = Vec::with_capacity(160);
-        handshake::write_accept(&mut response, &request);
-        let opened = Opened {
+    /// Answers a complete request head: writes the 101 response or a page into `out`, or
+    /// returns the handshake error for the caller to answer.
+    fn answer_head(&self, head: &[u8], out: &mut Vec<u8>) -> Result<Answer, HandshakeError> {
+        let config = &self.config;
+        let head = handshake::parse_head(head, config.max_headers, &config.subprotocols)?;
+        match http::route(&head, &config.pages, config.websocket_path.as_deref()) {
+            Route::WebSocket => {}
+            Route::Page { page, head_only } => {
+                http::write_page(out, page, head_only);
+                return Ok(Answer::Served(page.path.clone()));
+            }
+            Route::PageMethodNotAllowed => {
+                http::write_page_method_not_allowed(out);
+                return Ok(Answer::Refused(HandshakeError::MethodNotAllowed));
+            }
+            Route::NotFound => return Err(HandshakeError::NotFound),
+        }
+        let request = head.validate()?;
+        handshake::write_accept(out, &request);
+        Ok(Answer::Open(Opened {
             path: request.path.to_owned(),
             protocol: request.protocol,
             origin: request.origin.map(str::to_owned),
-        };
-        Ok((opened, response))
+        }))
     }
 
     fn receive_frames<'a>(
@@ -516,7 +575,12 @@ impl Connection {
             }
             // §5.5.3: "A Pong frame MAY be sent unsolicited. [...] A response to an unsolicited
             // Pong frame is not expected."
-            OpCode::Pong => Ok(None),
+            OpCode::Pong => {
+                if self.pong_due.take().is_some() {
+                    self.ping_due = self.config.ping_interval.map(|interval| now + interval);
+                }
+                Ok(None)
+            }
             OpCode::Close => {
                 let body = parse_close_body(payload)?;
                 if self.state == State::Open {
@@ -591,37 +655,54 @@ impl Connection {
         Ok(())
     }
 
+    /// Whether a data frame may be sent now; the event loop asks before queueing a frame that
+    /// was encoded once for many connections (a broadcast).
+    pub fn can_send(&self) -> Result<(), SendError> {
+        if self.state == State::Open { Ok(()) } else { Err(SendError::NotOpen) }
+    }
+
     fn send_frame(
         &mut self,
         out: &mut Vec<u8>,
         opcode: OpCode,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        if self.state != State::Open {
-            return Err(SendError::NotOpen);
-        }
+        self.can_send()?;
         frame::write_frame(out, opcode, payload);
         Ok(())
     }
 
     /// When [`Connection::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadline
+        [self.deadline, self.ping_due, self.pong_due].into_iter().flatten().min()
     }
 
-    /// Handles the passing of time. Returns [`Event::TimedOut`] when the current state's
-    /// deadline has passed; the TCP connection is then to be closed at once.
-    pub fn handle_timeout(&mut self, now: Instant) -> Option<Event<'static>> {
-        let deadline = self.deadline?;
-        if now < deadline {
-            return None;
-        }
+    /// Handles the passing of time: sends a keepalive Ping when one is due, and returns
+    /// [`Event::TimedOut`] when a deadline has passed (the TCP connection is then to be closed
+    /// at once).
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Event<'static>> {
         let was = self.state;
-        self.deadline = None;
-        if was != State::Closed {
-            self.transition(State::Closed, None);
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
+            self.deadline = None;
+            if was != State::Closed {
+                self.transition(State::Closed, None);
+            }
+            return Some(Event::TimedOut(was));
         }
-        Some(Event::TimedOut(was))
+        if self.pong_due.is_some_and(|due| now >= due) {
+            // The peer has not answered a Ping: it is gone, or not reading.
+            write_close(out, Some(CloseCode::INTERNAL_ERROR), "ping timeout");
+            self.transition(State::Closed, None);
+            return Some(Event::TimedOut(was));
+        }
+        if self.ping_due.is_some_and(|due| now >= due) {
+            // §5.5.2: "A Ping frame MAY be sent [...] as a keepalive or as a means to verify
+            // that the remote endpoint is still responsive."
+            frame::write_frame(out, OpCode::Ping, b"");
+            self.ping_due = None;
+            self.pong_due = Some(now + self.config.pong_timeout);
+        }
+        None
     }
 }
 

@@ -299,8 +299,8 @@ fn server_initiated_close_waits_for_the_peer_then_times_out() {
     let (seen, _) = feed(&mut conn, now, &frame(true, OpCode::Text, b"late"), &[]);
     assert_eq!(seen, [Seen::Text("late".into())]);
     let deadline = conn.poll_timeout().unwrap();
-    assert_eq!(conn.handle_timeout(deadline - Duration::from_millis(1)), None);
-    assert_eq!(conn.handle_timeout(deadline), Some(Event::TimedOut(State::CloseSent)));
+    assert_eq!(conn.handle_timeout(deadline - Duration::from_millis(1), &mut out), None);
+    assert_eq!(conn.handle_timeout(deadline, &mut out), Some(Event::TimedOut(State::CloseSent)));
     assert_eq!(conn.state(), State::Closed);
 }
 
@@ -313,7 +313,7 @@ fn handshake_deadline_is_not_extended_by_new_bytes() {
     let later = now + Duration::from_secs(5);
     conn.receive(&mut b"GET / HT".to_vec(), later, &mut out);
     assert_eq!(conn.poll_timeout(), Some(deadline));
-    assert_eq!(conn.handle_timeout(deadline), Some(Event::TimedOut(State::Connecting)));
+    assert_eq!(conn.handle_timeout(deadline, &mut out), Some(Event::TimedOut(State::Connecting)));
 }
 
 fn encode_messages(messages: &[(bool, Vec<u8>, usize)]) -> (Vec<u8>, Vec<Seen>) {
@@ -391,4 +391,79 @@ fn close_len(out: &[u8]) -> usize {
         pos += last;
     }
     last
+}
+
+#[test]
+fn keepalive_ping_then_pong_or_timeout() {
+    let config = Arc::new(Config {
+        ping_interval: Some(Duration::from_secs(5)),
+        pong_timeout: Duration::from_secs(3),
+        ..Config::default()
+    });
+    let now = Instant::now();
+    let mut conn = Connection::new(config, now);
+    let mut out = Vec::new();
+    conn.receive(&mut REQUEST.to_vec(), now, &mut out);
+    let ping_at = conn.poll_timeout().unwrap();
+    assert_eq!(ping_at, now + Duration::from_secs(5));
+    out.clear();
+    assert_eq!(conn.handle_timeout(ping_at, &mut out), None);
+    assert_eq!(out, [0x89, 0x00], "an empty Ping");
+    assert_eq!(conn.poll_timeout(), Some(ping_at + Duration::from_secs(3)));
+    // A Pong answers it; the next Ping is due an interval later.
+    let later = ping_at + Duration::from_secs(1);
+    let (seen, _) = feed(&mut conn, later, &frame(true, OpCode::Pong, b""), &[]);
+    assert!(seen.is_empty());
+    assert_eq!(conn.poll_timeout(), Some(later + Duration::from_secs(5)));
+    // No Pong this time: the connection is failed with 1011.
+    let ping_at = later + Duration::from_secs(5);
+    conn.handle_timeout(ping_at, &mut out);
+    out.clear();
+    let due = conn.poll_timeout().unwrap();
+    assert_eq!(conn.handle_timeout(due, &mut out), Some(Event::TimedOut(State::Open)));
+    assert_eq!(close_frame_code(&out), Some(1011));
+    assert_eq!(conn.state(), State::Closed);
+}
+
+#[test]
+fn pages_are_served_and_unknown_paths_refused() {
+    let page = crate::http::Page {
+        path: "/".into(),
+        content_type: "text/html; charset=utf-8".into(),
+        body: bytes::Bytes::from_static(b"<h1>chat</h1>"),
+    };
+    let config = Arc::new(Config {
+        pages: vec![page],
+        websocket_path: Some("/".into()),
+        ..Config::default()
+    });
+    let answer = |request: &[u8]| {
+        let now = Instant::now();
+        let mut conn = Connection::new(config.clone(), now);
+        let mut out = Vec::new();
+        let event = format!("{:?}", conn.receive(&mut request.to_vec(), now, &mut out).event);
+        (event, String::from_utf8(out).unwrap(), conn.state())
+    };
+    let (event, out, state) = answer(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(event, "Some(Served(\"/\"))");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("<h1>chat</h1>"));
+    assert_eq!(state, State::Closed);
+    let (_, out, _) = answer(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\n"));
+    let (_, out, _) = answer(b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"));
+    let (_, out, _) = answer(b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        out.starts_with("HTTP/1.1 405 Method Not Allowed\r\n") && out.contains("Allow: GET, HEAD")
+    );
+    let (event, out, _) = answer(&request_for("/elsewhere"));
+    assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{event} {out}");
+    let (event, _, state) = answer(&request_for("/"));
+    assert!(event.starts_with("Some(Opened("), "{event}");
+    assert_eq!(state, State::Open);
+}
+
+/// The test request with another path.
+fn request_for(path: &str) -> Vec<u8> {
+    std::str::from_utf8(REQUEST).unwrap().replacen("/chat", path, 1).into_bytes()
 }

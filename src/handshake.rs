@@ -76,6 +76,8 @@ pub enum HandshakeError {
     HeadTooLarge,
     /// The head has more header fields than the configured limit (431).
     TooManyHeaders,
+    /// Nothing is served at this path (404).
+    NotFound,
 }
 
 impl HandshakeError {
@@ -85,6 +87,7 @@ impl HandshakeError {
             HandshakeError::MethodNotAllowed => 405,
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => 431,
+            HandshakeError::NotFound => 404,
             _ => 400,
         }
     }
@@ -105,6 +108,7 @@ impl HandshakeError {
             HandshakeError::UnexpectedBody => "an upgrade request must not have a body",
             HandshakeError::HeadTooLarge => "request head too large",
             HandshakeError::TooManyHeaders => "too many header fields",
+            HandshakeError::NotFound => "not found",
         }
     }
 
@@ -118,7 +122,7 @@ impl HandshakeError {
             }
             _ => "",
         };
-        write_plain_response(out, self.status(), extra, self.reason());
+        crate::http::write_plain_response(out, self.status(), extra, self.reason());
     }
 }
 
@@ -129,31 +133,6 @@ impl fmt::Display for HandshakeError {
 }
 
 impl std::error::Error for HandshakeError {}
-
-/// Appends an HTTP/1.1 response with a one-line `text/plain` body and `Connection: close`.
-pub fn write_plain_response(out: &mut Vec<u8>, status: u16, extra_headers: &str, body: &str) {
-    let text = status_text(status);
-    let len = body.len() + 1;
-    let head = format!(
-        "HTTP/1.1 {status} {text}\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {len}\r\nConnection: close\r\n{extra_headers}\r\n{body}\n"
-    );
-    out.extend_from_slice(head.as_bytes());
-}
-
-fn status_text(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
-}
 
 /// A valid opening handshake request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,21 +147,43 @@ pub struct Request<'h> {
     pub protocol: Option<String>,
 }
 
-/// Parses and checks a complete request head (up to and including the blank line).
+/// The fields of a request head that the server looks at, read in one pass by
+/// [`parse_head`]. Whether they make a valid opening handshake is [`RequestHead::validate`]'s
+/// question; a plain HTTP request for a page is answered from the same fields (`crate::http`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead<'h> {
+    /// The method, e.g. `GET`.
+    pub method: &'h str,
+    /// The request-target, e.g. `/` or `/chat?room=1`.
+    pub target: &'h str,
+    /// The |Origin| header, if any (§4.2.1 item 7, §10.2).
+    pub origin: Option<&'h str>,
+    http11: bool,
+    host: bool,
+    upgrade_header: bool,
+    upgrade_websocket: bool,
+    connection_upgrade: bool,
+    key: Option<&'h [u8]>,
+    repeated_key: bool,
+    version: Option<&'h [u8]>,
+    protocol: Option<&'h str>,
+    body: bool,
+}
+
+/// Parses a complete request head (up to and including the blank line) with httparse.
 ///
 /// `max_headers` caps the number of header fields; `supported_protocols` lists the subprotocols
-/// the server speaks, in no particular order: the first one the client offers that is in the
-/// list is chosen (§4.2.2 step 5.3: "The value chosen MUST be derived from the values received
-/// from the client").
+/// the server speaks: the first one the client offers that is in the list is chosen (§4.2.2 step
+/// 5.3: "The value chosen MUST be derived from the values received from the client").
 ///
-/// Extensions (§9): no extension is negotiated yet, so |Sec-WebSocket-Extensions| is ignored and
-/// every RSV bit must be 0. permessage-deflate (RFC 7692) would parse that header here and
+/// Extensions (§9): no extension is negotiated yet, so |Sec-WebSocket-Extensions| is ignored
+/// and every RSV bit must be 0. permessage-deflate (RFC 7692) would read that header here and
 /// return what it agreed to in [`Request`], which the connection then uses to allow RSV1.
-pub fn parse_request<'h>(
+pub fn parse_head<'h>(
     head: &'h [u8],
     max_headers: usize,
     supported_protocols: &[String],
-) -> Result<Request<'h>, HandshakeError> {
+) -> Result<RequestHead<'h>, HandshakeError> {
     let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(head) {
@@ -192,75 +193,124 @@ pub fn parse_request<'h>(
         Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
         Err(_) => return Err(HandshakeError::Malformed),
     }
-    if req.method != Some("GET") {
-        return Err(HandshakeError::MethodNotAllowed);
-    }
-    if req.version != Some(1) {
-        return Err(HandshakeError::NotHttp11);
-    }
-    let path = req.path.ok_or(HandshakeError::Malformed)?;
-
-    let mut host = false;
-    let mut upgrade = false;
-    let mut connection_upgrade = false;
-    let mut key: Option<&[u8]> = None;
-    let mut version: Option<&[u8]> = None;
-    let mut origin = None;
-    let mut protocol = None;
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HandshakeError::Malformed);
+    };
+    let mut parsed = RequestHead {
+        method,
+        target,
+        origin: None,
+        http11: version == 1,
+        host: false,
+        upgrade_header: false,
+        upgrade_websocket: false,
+        connection_upgrade: false,
+        key: None,
+        repeated_key: false,
+        version: None,
+        protocol: None,
+        body: false,
+    };
     for h in req.headers.iter() {
         let name = h.name;
+        let value = trim(h.value);
         if name.eq_ignore_ascii_case("host") {
-            host = true;
+            parsed.host = true;
         } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade |= trim(h.value).eq_ignore_ascii_case(b"websocket");
+            parsed.upgrade_header = true;
+            parsed.upgrade_websocket |= value.eq_ignore_ascii_case(b"websocket");
         } else if name.eq_ignore_ascii_case("connection") {
-            connection_upgrade |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
+            parsed.connection_upgrade |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            // §11.3.1: "The |Sec-WebSocket-Key| header field MUST NOT appear more than once in an
-            // HTTP request."
-            if key.replace(trim(h.value)).is_some() {
-                return Err(HandshakeError::InvalidKey);
-            }
+            parsed.repeated_key |= parsed.key.replace(value).is_some();
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-            version = Some(trim(h.value));
+            parsed.version = Some(value);
         } else if name.eq_ignore_ascii_case("origin") {
-            origin = std::str::from_utf8(trim(h.value)).ok();
+            parsed.origin = std::str::from_utf8(value).ok();
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            if protocol.is_none() {
-                protocol = tokens(h.value)
+            if parsed.protocol.is_none() {
+                parsed.protocol = tokens(value)
                     .find(|t| supported_protocols.iter().any(|p| p.as_bytes() == *t))
-                    .and_then(|t| std::str::from_utf8(t).ok())
-                    .map(str::to_owned);
+                    .and_then(|t| std::str::from_utf8(t).ok());
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            if trim(h.value) != b"0" {
-                return Err(HandshakeError::UnexpectedBody);
-            }
+            parsed.body |= value != b"0";
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            parsed.body = true;
+        }
+    }
+    Ok(parsed)
+}
+
+impl<'h> RequestHead<'h> {
+    /// The path of the target, without its query.
+    pub fn path(&self) -> &'h str {
+        self.target.split('?').next().unwrap_or(self.target)
+    }
+
+    /// Whether the client asks for a WebSocket at all (an |Upgrade| header or a key). Such a
+    /// request is held to the handshake's rules, never answered with a page.
+    pub fn wants_websocket(&self) -> bool {
+        self.upgrade_header || self.key.is_some()
+    }
+
+    /// Whether the request carries a body (`Content-Length` other than 0, or
+    /// `Transfer-Encoding`).
+    pub fn has_body(&self) -> bool {
+        self.body
+    }
+
+    /// Checks the head against §4.2.1, in the order of its items.
+    pub fn validate(self) -> Result<Request<'h>, HandshakeError> {
+        if self.method != "GET" {
+            return Err(HandshakeError::MethodNotAllowed);
+        }
+        if !self.http11 {
+            return Err(HandshakeError::NotHttp11);
+        }
+        if !self.host {
+            return Err(HandshakeError::MissingHost);
+        }
+        if !self.upgrade_websocket {
+            return Err(HandshakeError::MissingUpgrade);
+        }
+        if !self.connection_upgrade {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
+        // §11.3.1: "The |Sec-WebSocket-Key| header field MUST NOT appear more than once in an
+        // HTTP request."
+        let key = self.key.ok_or(HandshakeError::MissingKey)?;
+        if self.repeated_key || !is_valid_key(key) {
+            return Err(HandshakeError::InvalidKey);
+        }
+        match self.version {
+            None => return Err(HandshakeError::MissingVersion),
+            Some(v) if v != SUPPORTED_VERSION.as_bytes() => {
+                return Err(HandshakeError::UnsupportedVersion);
+            }
+            Some(_) => {}
+        }
+        // After the head come frames, not a body.
+        if self.body {
             return Err(HandshakeError::UnexpectedBody);
         }
+        Ok(Request {
+            path: self.target,
+            key,
+            origin: self.origin,
+            protocol: self.protocol.map(str::to_owned),
+        })
     }
-    if !host {
-        return Err(HandshakeError::MissingHost);
-    }
-    if !upgrade {
-        return Err(HandshakeError::MissingUpgrade);
-    }
-    if !connection_upgrade {
-        return Err(HandshakeError::MissingConnectionUpgrade);
-    }
-    let key = key.ok_or(HandshakeError::MissingKey)?;
-    if !is_valid_key(key) {
-        return Err(HandshakeError::InvalidKey);
-    }
-    match version {
-        None => return Err(HandshakeError::MissingVersion),
-        Some(v) if v != SUPPORTED_VERSION.as_bytes() => {
-            return Err(HandshakeError::UnsupportedVersion);
-        }
-        Some(_) => {}
-    }
-    Ok(Request { path, key, origin, protocol })
+}
+
+/// Parses and checks a complete request head as an opening handshake: [`parse_head`] then
+/// [`RequestHead::validate`].
+pub fn parse_request<'h>(
+    head: &'h [u8],
+    max_headers: usize,
+    supported_protocols: &[String],
+) -> Result<Request<'h>, HandshakeError> {
+    parse_head(head, max_headers, supported_protocols)?.validate()
 }
 
 /// Appends the `101 Switching Protocols` response (§4.2.2 step 5) for `request` to `out`.

@@ -3,7 +3,7 @@
 use super::{Closed, Ctx, Entry, Handler, Options, Outbox, Slab};
 use crate::close::CloseCode;
 use crate::connection::{Config, Connection, Event};
-use crate::handshake::write_plain_response;
+use crate::http::write_plain_response;
 use crate::server::ConnId;
 use crate::state::State;
 use mio::net::{TcpListener, TcpStream};
@@ -128,6 +128,7 @@ impl<H: Handler> Server<H> {
                 }
             }
             self.fire_timers(now);
+            self.fire_handler_timer(now);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept(now);
@@ -142,10 +143,10 @@ impl<H: Handler> Server<H> {
             return Some(Duration::ZERO);
         }
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
-        let next = match (timer, self.accept_paused_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [timer, self.accept_paused_until, self.handler.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         // Round up so a deadline is not polled for one millisecond early again and again.
         next.map(|at| at.saturating_duration_since(now) + Duration::from_millis(1))
     }
@@ -216,7 +217,8 @@ impl<H: Handler> Server<H> {
             // A stale event for a connection that is gone (its slot may hold a new one).
             return;
         };
-        if writable && !entry.outbox.is_empty() && write_outbox(entry).is_err() {
+        if writable && !entry.outbox.is_empty() && entry.outbox.write_to(&mut entry.stream).is_err()
+        {
             self.remove(id, now, CloseCode::ABNORMAL, "write failed");
             return;
         }
@@ -235,7 +237,7 @@ impl<H: Handler> Server<H> {
         let mut budget = self.options.read_budget;
         let mut ended = None;
         while let Some(entry) = self.conns.get_mut(id) {
-            if entry.outbox.len() + cork.len() > self.options.max_outbox {
+            if entry.outbox.len() + cork.len() > self.options.read_pause_outbox {
                 entry.read_paused = true;
                 break;
             }
@@ -254,6 +256,7 @@ impl<H: Handler> Server<H> {
                 }
             };
             process(
+                self.options.max_outbox,
                 &mut self.conns,
                 &mut self.handler,
                 &mut self.touched,
@@ -289,8 +292,8 @@ impl<H: Handler> Server<H> {
             return Ok(());
         }
         if !entry.outbox.is_empty() {
-            entry.outbox.tail().extend_from_slice(cork);
-            return write_outbox(entry);
+            entry.outbox.keep_unwritten(cork, 0);
+            return entry.outbox.write_to(&mut entry.stream);
         }
         let written = write_some(&mut entry.stream, cork)?;
         if written < cork.len() {
@@ -304,7 +307,7 @@ impl<H: Handler> Server<H> {
         while let Some(id) = self.touched.pop() {
             let Some(entry) = self.conns.get_mut(id) else { continue };
             entry.touched = false;
-            if write_outbox(entry).is_err() {
+            if entry.outbox.write_to(&mut entry.stream).is_err() {
                 self.remove(id, now, CloseCode::ABNORMAL, "write failed");
             } else {
                 self.settle(id);
@@ -334,7 +337,7 @@ impl<H: Handler> Server<H> {
                 entry.writable_interest = want_writable;
             }
         }
-        if entry.read_paused && entry.outbox.len() <= self.options.max_outbox / 2 {
+        if entry.read_paused && entry.outbox.len() <= self.options.read_pause_outbox / 2 {
             // Reading stopped for backpressure; with edge-triggered readiness no new event may
             // come, so queue the connection to be read again.
             self.ready.push_back(id);
@@ -358,23 +361,52 @@ impl<H: Handler> Server<H> {
                 continue;
             }
             entry.scheduled = None;
-            match entry.conn.handle_timeout(now) {
+            // A keepalive Ping, or the Close frame of a Pong timeout, is written at once.
+            let mut cork = std::mem::take(&mut self.cork);
+            let event = entry.conn.handle_timeout(now, &mut cork);
+            let write_failed = self.write_cork(id, &mut cork).is_err();
+            cork.clear();
+            self.cork = cork;
+            match event {
                 Some(Event::TimedOut(state)) => {
                     let (code, reason) = match state {
                         State::Closed => (CloseCode::NORMAL, "closed"),
-                        _ => (CloseCode::ABNORMAL, "timed out"),
+                        State::Open => (CloseCode::INTERNAL_ERROR, "ping timeout"),
+                        State::Connecting | State::CloseSent => (CloseCode::ABNORMAL, "timed out"),
                     };
                     self.remove(id, now, code, reason);
                 }
+                _ if write_failed => self.remove(id, now, CloseCode::ABNORMAL, "write failed"),
                 _ => self.settle(id),
             }
         }
+    }
+
+    /// Calls [`Handler::on_timeout`] when the handler's own timer is due.
+    fn fire_handler_timer(&mut self, now: Instant) {
+        if self.handler.poll_timeout().is_none_or(|at| at > now) {
+            return;
+        }
+        let mut cork = std::mem::take(&mut self.cork);
+        let mut ctx = Ctx {
+            current: None,
+            now,
+            max_outbox: self.options.max_outbox,
+            conns: &mut self.conns,
+            out: &mut cork,
+            touched: &mut self.touched,
+        };
+        self.handler.on_timeout(&mut ctx);
+        cork.clear();
+        self.cork = cork;
+        self.flush_touched(now);
     }
 
     /// Drops connection `id`, telling the handler if it had been opened.
     fn remove(&mut self, id: ConnId, now: Instant, code: CloseCode, reason: &str) {
         let mut scratch = Vec::new();
         notify_close(
+            self.options.max_outbox,
             &mut self.conns,
             &mut self.handler,
             &mut self.touched,
@@ -392,7 +424,9 @@ impl<H: Handler> Server<H> {
 }
 
 /// Feeds one read's bytes to connection `id` and dispatches its events.
+#[allow(clippy::too_many_arguments)]
 fn process<H: Handler>(
+    max_outbox: usize,
     conns: &mut Slab<Entry>,
     handler: &mut H,
     touched: &mut Vec<ConnId>,
@@ -415,19 +449,20 @@ fn process<H: Handler>(
         match event {
             Event::Opened(opened) => {
                 entry.open_notified = true;
-                let mut ctx = Ctx { id, now, conns, out: cork, touched };
+                let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out: cork, touched };
                 handler.on_open(&mut ctx, &opened);
             }
             Event::Message(message) => {
-                let mut ctx = Ctx { id, now, conns, out: cork, touched };
+                let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out: cork, touched };
                 handler.on_message(&mut ctx, message);
             }
             Event::Closed { code, reason } => {
                 let code = code.unwrap_or(CloseCode::NO_STATUS);
-                notify_close(conns, handler, touched, id, now, cork, code, &reason);
+                notify_close(max_outbox, conns, handler, touched, id, now, cork, code, &reason);
             }
             Event::Failed(error) => {
                 notify_close(
+                    max_outbox,
                     conns,
                     handler,
                     touched,
@@ -438,7 +473,7 @@ fn process<H: Handler>(
                     error.reason(),
                 );
             }
-            Event::Rejected(_) | Event::TimedOut(_) => {}
+            Event::Rejected(_) | Event::Served(_) | Event::TimedOut(_) => {}
         }
     }
 }
@@ -446,6 +481,7 @@ fn process<H: Handler>(
 /// Calls [`Handler::on_close`] once for a connection that was opened.
 #[allow(clippy::too_many_arguments)]
 fn notify_close<H: Handler>(
+    max_outbox: usize,
     conns: &mut Slab<Entry>,
     handler: &mut H,
     touched: &mut Vec<ConnId>,
@@ -460,7 +496,7 @@ fn notify_close<H: Handler>(
         return;
     }
     let closed = Closed { code, reason: reason.to_owned() };
-    let mut ctx = Ctx { id, now, conns, out, touched };
+    let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out, touched };
     handler.on_close(&mut ctx, &closed);
 }
 
@@ -486,12 +522,6 @@ fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(written)
-}
-
-fn write_outbox(entry: &mut Entry) -> io::Result<()> {
-    let written = write_some(&mut entry.stream, entry.outbox.bytes())?;
-    entry.outbox.consume(written);
-    Ok(())
 }
 
 /// EMFILE (per process) and ENFILE (system-wide): out of file descriptors.

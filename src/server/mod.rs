@@ -10,10 +10,13 @@
 //! Fairness: a connection is read at most `read_budget` bytes per wakeup; if it has more, it
 //! goes to the back of a ready queue and the loop polls without blocking, so one flooding client
 //! cannot starve the others. Backpressure: while a connection's outbox holds more than
-//! `max_outbox` bytes, it is not read at all, and TCP slows the peer down.
+//! `read_pause_outbox` bytes, it is not read, and TCP slows the peer down. Output that other
+//! connections send it (a broadcast) is capped at `max_outbox`: a reader that falls that far
+//! behind is closed with 1008, and nobody else waits for it.
 //!
-//! Time: every deadline belongs to a connection ([`Connection::poll_timeout`]); the loop keeps
-//! them in a heap and uses the nearest as its poll timeout. Nothing sleeps.
+//! Time: every deadline belongs to a connection ([`Connection::poll_timeout`]) or to the handler
+//! ([`Handler::poll_timeout`]); the loop keeps the connections' in a heap and uses the nearest
+//! as its poll timeout. Nothing sleeps.
 
 mod event_loop;
 mod outbox;
@@ -24,7 +27,9 @@ pub use slab::ConnId;
 
 use crate::close::CloseCode;
 use crate::connection::{Config, Connection, Opened, SendError};
+use crate::frame::{self, OpCode};
 use crate::message::Message;
+use bytes::Bytes;
 use outbox::Outbox;
 use slab::Slab;
 use std::time::Instant;
@@ -39,6 +44,9 @@ pub struct Options {
     /// Bytes read from one connection per wakeup before others get their turn.
     pub read_budget: usize,
     /// Stop reading from a connection while this many bytes wait to be written to it.
+    pub read_pause_outbox: usize,
+    /// The most bytes that other connections may queue for one connection; past it, the
+    /// connection is closed with 1008 (a slow reader must not hold memory or slow others).
     pub max_outbox: usize,
     /// The most connections held at once; further ones are refused with 503.
     pub max_connections: usize,
@@ -50,7 +58,8 @@ impl Default for Options {
             connection: Config::default(),
             read_buffer_size: 256 * 1024,
             read_budget: 1024 * 1024,
-            max_outbox: 4 * 1024 * 1024,
+            read_pause_outbox: 4 * 1024 * 1024,
+            max_outbox: 16 * 1024 * 1024,
             max_connections: 10_000,
         }
     }
@@ -66,9 +75,10 @@ pub struct Closed {
     pub reason: String,
 }
 
-/// The application: called by the event loop for each connection's life events.
+/// The application: called by the event loop for each connection's life events, and when its
+/// own timer is due.
 ///
-/// Every call gets a [`Ctx`] to send to this connection or any other.
+/// Every call gets a [`Ctx`] to send to the connection it is about or to any other.
 pub trait Handler {
     /// The opening handshake of connection `ctx.id()` succeeded.
     fn on_open(&mut self, ctx: &mut Ctx<'_>, opened: &Opened) {
@@ -81,6 +91,43 @@ pub trait Handler {
     /// Connection `ctx.id()`, which had been opened, has ended; nothing more can be sent to it.
     fn on_close(&mut self, ctx: &mut Ctx<'_>, closed: &Closed) {
         let _ = (ctx, closed);
+    }
+
+    /// When [`Handler::on_timeout`] is next due, if ever. Asked after every call.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The handler's own timer is due (`ctx.id()` is `None`).
+    fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let _ = ctx;
+    }
+}
+
+/// A frame encoded once, to be queued for many connections without copying (a broadcast).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedFrame(Bytes);
+
+impl SharedFrame {
+    /// A text message in one frame.
+    pub fn text(text: &str) -> SharedFrame {
+        SharedFrame::encode(OpCode::Text, text.as_bytes())
+    }
+
+    /// A binary message in one frame.
+    pub fn binary(data: &[u8]) -> SharedFrame {
+        SharedFrame::encode(OpCode::Binary, data)
+    }
+
+    fn encode(opcode: OpCode, payload: &[u8]) -> SharedFrame {
+        let mut out = Vec::new();
+        frame::write_frame(&mut out, opcode, payload);
+        SharedFrame(Bytes::from(out))
+    }
+
+    /// The encoded frame.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
     }
 }
 
@@ -95,7 +142,7 @@ pub(crate) struct Entry {
     pub(crate) open_notified: bool,
     /// Our write side is shut down (after the Closed state's output was sent).
     pub(crate) write_shut: bool,
-    /// Reading stopped because the outbox is over `max_outbox`.
+    /// Reading stopped because the outbox is over `read_pause_outbox`.
     pub(crate) read_paused: bool,
     /// WRITABLE interest is registered.
     pub(crate) writable_interest: bool,
@@ -105,8 +152,9 @@ pub(crate) struct Entry {
 
 /// What a handler can do during a call: send to its connection or to others.
 pub struct Ctx<'s> {
-    id: ConnId,
+    current: Option<ConnId>,
     now: Instant,
+    max_outbox: usize,
     conns: &'s mut Slab<Entry>,
     /// The current connection's output for this wakeup.
     out: &'s mut Vec<u8>,
@@ -115,9 +163,9 @@ pub struct Ctx<'s> {
 }
 
 impl Ctx<'_> {
-    /// The connection this call is about.
-    pub fn id(&self) -> ConnId {
-        self.id
+    /// The connection this call is about (`None` for [`Handler::on_timeout`]).
+    pub fn id(&self) -> Option<ConnId> {
+        self.current
     }
 
     /// The time of the current wakeup.
@@ -125,26 +173,20 @@ impl Ctx<'_> {
         self.now
     }
 
-    /// The number of connections in the table.
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
+    /// The ids of every open connection.
+    pub fn open_connections(&self) -> Vec<ConnId> {
+        self.conns.iter().filter(|(_, e)| e.conn.is_open()).map(|(id, _)| id).collect()
     }
 
-    /// The ids of every connection in the table (open or not; sending to one that is not open
-    /// fails with [`SendError::NotOpen`]).
-    pub fn connection_ids(&self) -> Vec<ConnId> {
-        self.conns.ids().collect()
-    }
-
-    /// Sends a message to this connection.
+    /// Sends a message to the current connection.
     pub fn send(&mut self, message: &Message<'_>) -> Result<(), SendError> {
-        let id = self.id;
+        let id = self.current.ok_or(SendError::NotOpen)?;
         self.with_output(id, |conn, out| conn.send(out, message))
     }
 
-    /// Sends a text message to this connection.
+    /// Sends a text message to the current connection.
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
-        let id = self.id;
+        let id = self.current.ok_or(SendError::NotOpen)?;
         self.send_text_to(id, text)
     }
 
@@ -158,6 +200,19 @@ impl Ctx<'_> {
         self.with_output(id, |conn, out| conn.send_binary(out, data))
     }
 
+    /// Queues a frame encoded once for many connections. The bytes are shared, not copied
+    /// (except into the current connection's output, which is written at once).
+    pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> Result<(), SendError> {
+        let entry = self.conns.get_mut(id).ok_or(SendError::NotOpen)?;
+        entry.conn.can_send()?;
+        if Some(id) == self.current {
+            self.out.extend_from_slice(frame.bytes());
+            return Ok(());
+        }
+        entry.outbox.push(frame.bytes().clone());
+        self.after_queueing(id)
+    }
+
     /// Starts the closing handshake on connection `id` (§7.1.2).
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
         let now = self.now;
@@ -165,21 +220,41 @@ impl Ctx<'_> {
     }
 
     /// Runs `f` with connection `id` and the buffer its output goes to: this wakeup's output
-    /// for the current connection, the outbox for any other.
+    /// for the current connection, a new chunk of its outbox for any other.
     fn with_output(
         &mut self,
         id: ConnId,
         f: impl FnOnce(&mut Connection, &mut Vec<u8>) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
         let entry = self.conns.get_mut(id).ok_or(SendError::NotOpen)?;
-        if id == self.id {
+        if Some(id) == self.current {
             return f(&mut entry.conn, self.out);
         }
-        f(&mut entry.conn, entry.outbox.tail())?;
+        let mut out = Vec::new();
+        f(&mut entry.conn, &mut out)?;
+        entry.outbox.push(Bytes::from(out));
+        self.after_queueing(id)
+    }
+
+    /// Marks `id` for flushing, and closes it with 1008 if it is over its outbox cap.
+    fn after_queueing(&mut self, id: ConnId) -> Result<(), SendError> {
+        let Some(entry) = self.conns.get_mut(id) else { return Err(SendError::NotOpen) };
         if !entry.touched {
             entry.touched = true;
             self.touched.push(id);
         }
-        Ok(())
+        if entry.outbox.len() <= self.max_outbox {
+            return Ok(());
+        }
+        // A reader this far behind is cut off: what is queued is dropped (keeping the frame in
+        // progress whole) and a Close frame follows it. The close timeout ends the connection
+        // if the peer never reads that either.
+        entry.outbox.drop_queued();
+        let mut close = Vec::new();
+        let reason = "outbound queue over limit: reading too slowly";
+        if entry.conn.close(&mut close, CloseCode::POLICY_VIOLATION, reason, self.now).is_ok() {
+            entry.outbox.push(Bytes::from(close));
+        }
+        Err(SendError::Overflow)
     }
 }

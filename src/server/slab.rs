@@ -84,11 +84,11 @@ impl<T> Slab<T> {
         }
     }
 
-    /// The ids of every stored value.
-    pub(crate) fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+    /// Every stored value with its id.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (ConnId, &T)> + '_ {
         self.slots.iter().enumerate().filter_map(|(index, slot)| match slot {
-            Slot::Occupied { generation, .. } => {
-                Some(ConnId { index: index as u32, generation: *generation })
+            Slot::Occupied { generation, value } => {
+                Some((ConnId { index: index as u32, generation: *generation }, value))
             }
             Slot::Vacant { .. } => None,
         })
