@@ -26,6 +26,7 @@
 
 #![deny(missing_docs)]
 
+pub mod chat;
 pub mod close;
 pub mod connection;
 pub mod echo;

@@ -1,25 +1,32 @@
-//! The `rfc6455` command: `rfc6455 echo --listen 127.0.0.1:9001`.
+//! The `rfc6455` command: `rfc6455 chat` (the group chat) and `rfc6455 echo` (the echo server
+//! that Autobahn tests).
 
+use rfc6455::chat::{self, Chat, ChatOptions};
 use rfc6455::echo::Echo;
-use rfc6455::server::{Options, Server};
+use rfc6455::server::{Handler, Options, Server};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "\
-usage: rfc6455 echo [options]
+usage: rfc6455 chat [options]   group chat with its page on http://127.0.0.1:8080/
+       rfc6455 echo [options]   echo every message back (the Autobahn test server)
 
-Runs a WebSocket echo server: every text and binary message goes back to its sender.
-
-options:
-  --listen ADDR             address to listen on [127.0.0.1:9001]
-  --max-frame-size BYTES    largest frame payload accepted, else close 1009 [16777216]
-  --max-message-size BYTES  largest message accepted, else close 1009 [67108864]
-  --max-outbox BYTES        stop reading a client while this much output waits [4194304]
+options (defaults: chat / echo):
+  --listen ADDR             address to listen on [127.0.0.1:8080 / 127.0.0.1:9001]
+  --max-frame-size BYTES    largest frame payload, else close 1009 [65536 / 67108864]
+  --max-message-size BYTES  largest message, else close 1009 [65536 / 67108864]
+  --max-outbox BYTES        output others may queue for a client before it is closed with
+                            1008 as too slow a reader [1048576 / 16777216]
   --max-connections N       connections held at once, further ones get 503 [10000]
   --subprotocol NAME        a subprotocol to accept (repeatable) [none]
   --handshake-timeout SECS  time from accept to the end of the handshake [10]
   --close-timeout SECS      time for the peer to answer a Close and close TCP [10]
+  --ping-interval SECS      keepalive Ping after this long without a Pong, 0 = off [20 / 0]
+  --pong-timeout SECS       close (1011) a peer whose Pong is this late [20]
+chat only:
+  --heartbeat SECS          the tutorial's app-level heartbeat message, 0 = off [5]
+  --history N               recent messages sent to a new client [50]
   -h, --help                this text
 ";
 
@@ -39,13 +46,19 @@ fn run(args: &[String]) -> Result<(), String> {
         return Err("missing mode".into());
     };
     match mode.as_str() {
+        "chat" => {
+            let mut settings = Settings::chat();
+            settings.parse(rest)?;
+            let listen = settings.listen;
+            let mut options = settings.options;
+            options.connection.pages = vec![chat::page()];
+            options.connection.websocket_path = Some("/".into());
+            serve(listen, options, Chat::new(settings.chat), "chat: open http://")
+        }
         "echo" => {
-            let (listen, options) = parse_options(rest, "127.0.0.1:9001")?;
-            let mut server = Server::bind(listen, options, Echo)
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let addr = server.local_addr().map_err(|e| e.to_string())?;
-            eprintln!("rfc6455 echo listening on ws://{addr}");
-            server.run().map_err(|e| format!("event loop failed: {e}"))
+            let mut settings = Settings::echo();
+            settings.parse(rest)?;
+            serve(settings.listen, settings.options, Echo, "echo listening on ws://")
         }
         "-h" | "--help" => {
             print!("{USAGE}");
@@ -55,37 +68,82 @@ fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-fn parse_options(args: &[String], default_listen: &str) -> Result<(SocketAddr, Options), String> {
-    let mut listen: SocketAddr = default_listen.parse().map_err(|_| "bad default address")?;
-    let mut options = Options::default();
-    options.connection.max_message_size = 64 << 20;
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            print!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number =
-            || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value:?}"));
-        let size =
-            || number().and_then(|n| usize::try_from(n).map_err(|_| format!("{flag}: too large")));
-        match flag.as_str() {
-            "--listen" => {
-                listen =
-                    value.parse().map_err(|_| format!("--listen: not an address: {value:?}"))?
-            }
-            "--max-frame-size" => options.connection.max_frame_size = number()?,
-            "--max-message-size" => options.connection.max_message_size = number()?,
-            "--max-outbox" => options.max_outbox = size()?,
-            "--max-connections" => options.max_connections = size()?,
-            "--subprotocol" => options.connection.subprotocols.push(value.clone()),
-            "--handshake-timeout" => {
-                options.connection.handshake_timeout = Duration::from_secs(number()?)
-            }
-            "--close-timeout" => options.connection.close_timeout = Duration::from_secs(number()?),
-            _ => return Err(format!("unknown option {flag}")),
-        }
+fn serve<H: Handler>(
+    listen: SocketAddr,
+    options: Options,
+    handler: H,
+    banner: &str,
+) -> Result<(), String> {
+    let mut server = Server::bind(listen, options, handler)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("rfc6455 {banner}{addr}/");
+    server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// Everything the command line sets.
+struct Settings {
+    listen: SocketAddr,
+    options: Options,
+    chat: ChatOptions,
+    is_chat: bool,
+}
+
+impl Settings {
+    fn chat() -> Settings {
+        let mut options = Options::default();
+        options.connection.max_frame_size = 64 * 1024;
+        options.connection.max_message_size = 64 * 1024;
+        options.connection.ping_interval = Some(Duration::from_secs(20));
+        options.max_outbox = 1024 * 1024;
+        let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+        Settings { listen, options, chat: ChatOptions::default(), is_chat: true }
     }
-    Ok((listen, options))
+
+    fn echo() -> Settings {
+        let mut options = Options::default();
+        // Autobahn's largest messages are 16 MiB; leave room above them.
+        options.connection.max_frame_size = 64 << 20;
+        options.connection.max_message_size = 64 << 20;
+        let listen = SocketAddr::from(([127, 0, 0, 1], 9001));
+        Settings { listen, options, chat: ChatOptions::default(), is_chat: false }
+    }
+
+    fn parse(&mut self, args: &[String]) -> Result<(), String> {
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            if flag == "-h" || flag == "--help" {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let number =
+                || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value:?}"));
+            let size = || {
+                number().and_then(|n| usize::try_from(n).map_err(|_| format!("{flag}: too large")))
+            };
+            let secs = || number().map(Duration::from_secs);
+            let optional_secs = || secs().map(|d| (!d.is_zero()).then_some(d));
+            let connection = &mut self.options.connection;
+            match flag.as_str() {
+                "--listen" => {
+                    self.listen =
+                        value.parse().map_err(|_| format!("--listen: not an address: {value:?}"))?
+                }
+                "--max-frame-size" => connection.max_frame_size = number()?,
+                "--max-message-size" => connection.max_message_size = number()?,
+                "--max-outbox" => self.options.max_outbox = size()?,
+                "--max-connections" => self.options.max_connections = size()?,
+                "--subprotocol" => connection.subprotocols.push(value.clone()),
+                "--handshake-timeout" => connection.handshake_timeout = secs()?,
+                "--close-timeout" => connection.close_timeout = secs()?,
+                "--ping-interval" => connection.ping_interval = optional_secs()?,
+                "--pong-timeout" => connection.pong_timeout = secs()?,
+                "--heartbeat" if self.is_chat => self.chat.heartbeat = optional_secs()?,
+                "--history" if self.is_chat => self.chat.history = size()?,
+                _ => return Err(format!("unknown option {flag}")),
+            }
+        }
+        Ok(())
+    }
 }

@@ -99,6 +99,11 @@ impl<H: Handler> Server<H> {
         &self.handler
     }
 
+    /// Gives the handler back (after [`Server::run`] has returned), closing every socket.
+    pub fn into_handler(self) -> H {
+        self.handler
+    }
+
     /// Serves until [`ShutdownHandle::shutdown`] is called or polling fails.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);

@@ -17,27 +17,38 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// A server running on its own thread on 127.0.0.1, port 0.
-pub struct TestServer {
+pub struct TestServer<H: Handler + Send + 'static> {
     pub addr: SocketAddr,
     handle: ShutdownHandle,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<H>>,
 }
 
-impl TestServer {
-    pub fn start<H: Handler + Send + 'static>(options: Options, handler: H) -> TestServer {
+impl<H: Handler + Send + 'static> TestServer<H> {
+    pub fn start(options: Options, handler: H) -> TestServer<H> {
         let mut server = Server::bind("127.0.0.1:0".parse().unwrap(), options, handler).unwrap();
         let addr = server.local_addr().unwrap();
         let handle = server.shutdown_handle();
-        let thread = std::thread::spawn(move || server.run().unwrap());
+        let thread = std::thread::spawn(move || {
+            server.run().unwrap();
+            server.into_handler()
+        });
         TestServer { addr, handle, thread: Some(thread) }
     }
 
-    pub fn echo(options: Options) -> TestServer {
+    /// Stops the server and gives its handler back.
+    pub fn stop(mut self) -> H {
+        self.handle.shutdown();
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl TestServer<Echo> {
+    pub fn echo(options: Options) -> TestServer<Echo> {
         TestServer::start(options, Echo)
     }
 }
 
-impl Drop for TestServer {
+impl<H: Handler + Send + 'static> Drop for TestServer<H> {
     fn drop(&mut self) {
         self.handle.shutdown();
         if let Some(thread) = self.thread.take() {
@@ -97,6 +108,11 @@ impl Client {
         let mut client = Client::unconnected(addr);
         client.stream.write_all(upgrade_request(&addr).as_bytes()).unwrap();
         client
+    }
+
+    /// A second handle on the same socket (for reading on another thread).
+    pub fn try_clone_client(&self) -> Client {
+        Client { stream: self.stream.try_clone().unwrap(), buf: Vec::new(), mask_counter: 7 }
     }
 
     /// Connects TCP only; the caller sends the request.
@@ -183,6 +199,20 @@ impl Client {
     pub fn read_close(&mut self) -> (Option<u16>, String) {
         let frame = self.read_frame().expect("a close frame");
         assert_eq!(frame.opcode, OpCode::Close, "{frame:?}");
+        Client::close_body(frame)
+    }
+
+    /// Skips data frames until a Close, and returns its code and reason.
+    pub fn skip_to_close(&mut self) -> (Option<u16>, String) {
+        loop {
+            let frame = self.read_frame().expect("a close frame");
+            if frame.opcode == OpCode::Close {
+                return Client::close_body(frame);
+            }
+        }
+    }
+
+    fn close_body(frame: Frame) -> (Option<u16>, String) {
         match frame.payload.as_slice() {
             [] => (None, String::new()),
             [a, b, reason @ ..] => {
@@ -228,4 +258,19 @@ pub fn raise_fd_limit(want: u64) {
             assert_eq!(setrlimit(RLIMIT_NOFILE, &limit), 0);
         }
     }
+}
+
+/// Pins a socket's receive buffer to about `bytes` (the kernel doubles it), turning off
+/// autotuning: a peer that never reads then fills up quickly instead of absorbing megabytes.
+pub fn set_receive_buffer(stream: &TcpStream, bytes: i32) {
+    use std::os::fd::AsRawFd;
+    const SOL_SOCKET: i32 = 1;
+    const SO_RCVBUF: i32 = 8;
+    unsafe extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
+    }
+    // SAFETY: the descriptor is open for the call, and the option value is one i32 whose size
+    // is passed along.
+    let rc = unsafe { setsockopt(stream.as_raw_fd(), SOL_SOCKET, SO_RCVBUF, &bytes, 4) };
+    assert_eq!(rc, 0, "setsockopt(SO_RCVBUF)");
 }

@@ -1,0 +1,383 @@
+//! The group chat over real loopback sockets.
+
+mod common;
+
+use common::{Client, TestServer, http_exchange, upgrade_request};
+use rfc6455::chat::{Chat, ChatOptions, page};
+use rfc6455::frame::OpCode;
+use rfc6455::server::Options;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn chat_options() -> Options {
+    let mut options = Options::default();
+    options.connection.pages = vec![page()];
+    options.connection.websocket_path = Some("/".into());
+    options.connection.max_message_size = 64 * 1024;
+    options.connection.max_frame_size = 64 * 1024;
+    options
+}
+
+fn start(options: Options, chat: ChatOptions) -> TestServer<Chat> {
+    TestServer::start(options, Chat::new(chat))
+}
+
+fn quiet() -> ChatOptions {
+    ChatOptions { heartbeat: None, history: 50 }
+}
+
+/// A chat client: JSON in, JSON out, answering Pings.
+struct Member {
+    client: Client,
+    pings: usize,
+}
+
+impl Member {
+    fn join(addr: SocketAddr) -> Member {
+        let mut member = Member { client: Client::connect(addr), pings: 0 };
+        let welcome = member.next();
+        assert_eq!(welcome["type"], 4, "{welcome}");
+        member
+    }
+
+    fn say(&mut self, text: &str) {
+        self.client.send_text(&json!({"cmd": "say", "message": text}).to_string());
+    }
+
+    /// The next JSON message (Pings are answered and counted on the way).
+    fn next(&mut self) -> Value {
+        loop {
+            let frame = self.client.read_frame().expect("a frame from the chat");
+            match frame.opcode {
+                OpCode::Ping => {
+                    self.pings += 1;
+                    self.client.send_frame(true, OpCode::Pong, &frame.payload);
+                }
+                OpCode::Text => return serde_json::from_slice(&frame.payload).unwrap(),
+                other => panic!("unexpected {other:?} {:?}", frame.payload),
+            }
+        }
+    }
+
+    /// The next message of `kind` (skipping the others).
+    fn next_of(&mut self, kind: u64) -> Value {
+        loop {
+            let message = self.next();
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+}
+
+#[test]
+fn serves_the_page_and_refuses_other_paths_and_methods() {
+    let server = start(chat_options(), quiet());
+    let response = http_exchange(server.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(response.contains("Content-Type: text/html; charset=utf-8\r\n"));
+    assert!(response.ends_with(std::str::from_utf8(rfc6455::chat::PAGE_HTML).unwrap()));
+    let head = http_exchange(server.addr, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"));
+    let missing = http_exchange(server.addr, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 404 Not Found\r\n"));
+    let post =
+        http_exchange(server.addr, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert!(post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+    let upgrade_elsewhere = upgrade_request(&server.addr).replacen("GET / ", "GET /other ", 1);
+    let refused = http_exchange(server.addr, upgrade_elsewhere.as_bytes());
+    assert!(refused.starts_with("HTTP/1.1 404 Not Found\r\n"));
+}
+
+#[test]
+fn the_tutorial_protocol_plain_text_is_broadcast_as_type_2() {
+    let server = start(chat_options(), quiet());
+    let mut a = Member::join(server.addr);
+    let mut b = Member::join(server.addr);
+    // The tutorial page sends raw text.
+    a.client.send_text("你好");
+    for member in [&mut a, &mut b] {
+        let message = member.next_of(2);
+        assert_eq!(message["message"], "你好");
+        assert_eq!(message["name"], "guest-1");
+        assert!(message["ts"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn every_client_receives_every_message_in_each_senders_order() {
+    let server = start(chat_options(), quiet());
+    let mut members: Vec<Member> = (0..6).map(|_| Member::join(server.addr)).collect();
+    for round in 0..20 {
+        for (i, member) in members.iter_mut().enumerate() {
+            member.say(&format!("{i}:{round}"));
+        }
+    }
+    for member in &mut members {
+        let mut next_round = [0; 6];
+        for _ in 0..6 * 20 {
+            let message = member.next_of(2);
+            let text = message["message"].as_str().unwrap();
+            let (sender, round) = text.split_once(':').unwrap();
+            let sender: usize = sender.parse().unwrap();
+            assert_eq!(round.parse::<usize>().unwrap(), next_round[sender], "order from {sender}");
+            next_round[sender] += 1;
+        }
+        assert_eq!(next_round, [20; 6]);
+    }
+}
+
+#[test]
+fn join_leave_rename_and_online_count() {
+    let server = start(chat_options(), quiet());
+    let mut a = Member::join(server.addr);
+    assert_eq!(untimed(a.next_of(3)), a_notice("join", "guest-1", 1));
+    let mut b = Member::join(server.addr);
+    assert_eq!(untimed(a.next_of(3)), a_notice("join", "guest-2", 2));
+    b.client.send_text(r#"{"cmd":"nick","name":"bob"}"#);
+    let rename = a.next_of(3);
+    assert_eq!(
+        (rename["event"].as_str(), rename["from"].as_str()),
+        (Some("rename"), Some("guest-2"))
+    );
+    assert_eq!(rename["name"], "bob");
+    // A taken or invalid name is refused to the asker only.
+    a.client.send_text(r#"{"cmd":"nick","name":"BOB"}"#);
+    assert_eq!(a.next_of(5)["error"], "that nickname is taken");
+    a.client.send_text(r#"{"cmd":"nick","name":""}"#);
+    assert_eq!(a.next_of(5)["error"], "a nickname cannot be empty");
+    b.client.send_frame(true, OpCode::Close, b"\x03\xe8");
+    assert_eq!(b.client.skip_to_close().0, Some(1000));
+    assert_eq!(untimed(a.next_of(3)), a_notice("leave", "bob", 1));
+}
+
+/// A presence notice without its timestamp, to compare.
+fn a_notice(event: &str, name: &str, online: u64) -> Value {
+    json!({"type": 3, "event": event, "name": name, "online": online})
+}
+
+/// Drops the timestamp of a notice.
+fn untimed(mut notice: Value) -> Value {
+    if let Value::Object(fields) = &mut notice {
+        fields.remove("ts");
+    }
+    notice
+}
+
+#[test]
+fn a_new_client_gets_recent_history() {
+    let server = start(chat_options(), ChatOptions { heartbeat: None, history: 2 });
+    let mut a = Member::join(server.addr);
+    for text in ["one", "two", "three"] {
+        a.say(text);
+        a.next_of(2);
+    }
+    let mut client = Client::connect(server.addr);
+    let mut read =
+        || -> Value { serde_json::from_slice(&client.read_frame().unwrap().payload).unwrap() };
+    assert_eq!(read()["type"], 4);
+    for text in ["two", "three"] {
+        let replay = read();
+        assert_eq!(
+            (replay["message"].as_str(), replay["history"].as_bool()),
+            (Some(text), Some(true))
+        );
+    }
+    assert_eq!(read()["type"], 3);
+}
+
+#[test]
+fn heartbeat_cadence() {
+    let every = Duration::from_millis(100);
+    let server = start(chat_options(), ChatOptions { heartbeat: Some(every), history: 0 });
+    let mut a = Member::join(server.addr);
+    let mut times = Vec::new();
+    while times.len() < 5 {
+        let message = a.next();
+        if message["type"] == 1 {
+            assert_eq!(message, json!({"type": 1, "message": "心跳检测"}));
+            times.push(Instant::now());
+        }
+    }
+    // Never faster than the cadence: four intervals span at least about four periods (a lower
+    // bound only; a slow machine may be late, never early).
+    assert!(times[4] - times[0] >= every * 4 - Duration::from_millis(20), "{times:?}");
+}
+
+#[test]
+fn binary_messages_are_refused_with_1003() {
+    let server = start(chat_options(), quiet());
+    let mut a = Member::join(server.addr);
+    a.client.send_binary(b"\x00\x01");
+    a.next_of(3);
+    assert_eq!(a.client.read_close().0, Some(1003));
+}
+
+#[test]
+fn answered_pings_keep_a_member_and_a_dead_peer_is_closed_with_1011() {
+    let mut options = chat_options();
+    options.connection.ping_interval = Some(Duration::from_millis(50));
+    options.connection.pong_timeout = Duration::from_millis(300);
+    let server = start(options, quiet());
+    let mut alive = Member::join(server.addr);
+    // The dead peer completes the handshake and then never reads or answers.
+    let mut dead = Client::connect(server.addr);
+    // The live member answers at least five Pings, and sees the dead one leave.
+    let started = Instant::now();
+    let mut dead_left = false;
+    while alive.pings < 5 || !dead_left {
+        assert!(started.elapsed() < common::IO_TIMEOUT, "pings {} left {dead_left}", alive.pings);
+        let message = alive.next();
+        dead_left |= message["event"] == "leave" && message["name"] == "guest-2";
+    }
+    // What the dead peer would have read: its welcome, notices, a Ping, then Close 1011.
+    let code = loop {
+        let frame = dead.read_frame().unwrap();
+        if frame.opcode == OpCode::Close {
+            break u16::from_be_bytes([frame.payload[0], frame.payload[1]]);
+        }
+    };
+    assert_eq!(code, 1011);
+    dead.expect_eof();
+    alive.say("still here");
+    assert_eq!(alive.next_of(2)["message"], "still here");
+}
+
+/// The number at the start of a type-2 message's text, read without a JSON parser (the 50
+/// readers below must keep up with the server in a debug build).
+fn message_number(payload: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let rest = text.strip_prefix(r#"{"type":2,"message":""#)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// A client that never reads is cut off at its outbox cap while 50 others receive every one of
+/// 10,000 numbered messages, in order.
+///
+/// The sender stays at most `WINDOW` messages ahead of the slowest well-behaved reader, as a
+/// real sender is paced by a chat that keeps up; the reader that never reads falls behind
+/// without bound and must be cut off, without a single message lost by the others.
+#[test]
+fn a_slow_reader_is_cut_off_and_nobody_else_loses_a_message() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const RECEIVERS: usize = 50;
+    const MESSAGES: usize = 10_000;
+    const WINDOW: usize = 200;
+    common::raise_fd_limit(1024);
+    let mut options = chat_options();
+    options.max_outbox = 256 * 1024;
+    // The slow reader cannot read its Close either: the server gives up on it after this.
+    options.connection.close_timeout = Duration::from_secs(1);
+    let server = start(options, ChatOptions { heartbeat: None, history: 0 });
+    let slow = Client::connect(server.addr);
+    // A small fixed receive buffer: the kernel absorbs little before our cap is reached.
+    common::set_receive_buffer(&slow.stream, 4096);
+    let receivers: Vec<Member> = (0..RECEIVERS).map(|_| Member::join(server.addr)).collect();
+    let mut sender = Member::join(server.addr);
+    let progress: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..RECEIVERS).map(|_| AtomicUsize::new(0)).collect());
+    let padding = "x".repeat(400);
+    let started = Instant::now();
+    let threads: Vec<_> = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut member)| {
+            let progress = progress.clone();
+            std::thread::spawn(move || {
+                let mut expected = 0;
+                while expected < MESSAGES {
+                    let frame = member.client.read_frame().expect("a frame");
+                    if let Some(number) = message_number(&frame.payload) {
+                        assert_eq!(number, expected, "a gap or reordering at reader {i}");
+                        expected += 1;
+                        progress[i].store(expected, Ordering::Release);
+                    }
+                }
+            })
+        })
+        .collect();
+    // The sender reads its own copies, then waits to see the slow reader (guest-1) leave.
+    let mut echo = Member { client: sender.client.try_clone_client(), pings: 0 };
+    let echo_thread = std::thread::spawn(move || {
+        let mut expected = 0;
+        let mut slow_left = false;
+        while expected < MESSAGES || !slow_left {
+            let frame = echo.client.read_frame().expect("a frame");
+            if let Some(number) = message_number(&frame.payload) {
+                assert_eq!(number, expected);
+                expected += 1;
+            } else {
+                let notice: Value = serde_json::from_slice(&frame.payload).unwrap();
+                slow_left |= notice["event"] == "leave" && notice["name"] == "guest-1";
+            }
+        }
+    });
+    for n in 0..MESSAGES {
+        let waiting_since = Instant::now();
+        while progress.iter().map(|p| p.load(Ordering::Acquire)).min().unwrap_or(0) + WINDOW <= n {
+            assert!(waiting_since.elapsed() < common::IO_TIMEOUT, "readers stopped at {n}");
+            std::thread::yield_now();
+        }
+        sender.say(&format!("{n} {padding}"));
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let elapsed = started.elapsed();
+    echo_thread.join().unwrap();
+    // The 50 receivers' copies (the sender's own are read on the side).
+    let deliveries = RECEIVERS * MESSAGES;
+    eprintln!(
+        "slow-reader test: {deliveries} deliveries to {RECEIVERS} readers in {elapsed:.2?}: {:.0} messages/s delivered",
+        deliveries as f64 / elapsed.as_secs_f64()
+    );
+    drop(slow);
+    let stats = server.stop().stats().clone();
+    assert_eq!(stats.slow_readers_closed, 1);
+    assert_eq!(stats.messages, MESSAGES as u64);
+}
+
+/// The reader that falls behind gets everything up to the cut, then Close 1008, with no frame
+/// torn in half.
+#[test]
+fn a_slow_reader_gets_a_whole_prefix_then_1008() {
+    const MESSAGES: usize = 200;
+    let mut options = chat_options();
+    options.max_outbox = 256 * 1024;
+    let server = start(options, ChatOptions { heartbeat: None, history: 0 });
+    let mut slow = Member::join(server.addr);
+    let mut sender = Member::join(server.addr);
+    let mut echo = Member { client: sender.client.try_clone_client(), pings: 0 };
+    let echo_thread = std::thread::spawn(move || {
+        let mut expected = 0;
+        while expected < MESSAGES {
+            if message_number(&echo.client.read_frame().expect("a frame").payload).is_some() {
+                expected += 1;
+            }
+        }
+    });
+    // 200 messages of 60 KiB: 12 MB, more than the kernel's buffers and the 256 KiB cap.
+    let padding = "y".repeat(60 * 1024);
+    for n in 0..MESSAGES {
+        sender.say(&format!("{n} {padding}"));
+    }
+    echo_thread.join().unwrap();
+    let mut expected = 0;
+    let code = loop {
+        let frame = slow.client.read_frame().expect("a frame");
+        match frame.opcode {
+            OpCode::Close => break u16::from_be_bytes([frame.payload[0], frame.payload[1]]),
+            _ => {
+                if let Some(number) = message_number(&frame.payload) {
+                    assert_eq!(number, expected);
+                    expected += 1;
+                }
+            }
+        }
+    };
+    assert_eq!(code, 1008);
+    assert!(0 < expected && expected < MESSAGES, "got {expected} messages before the cut");
+    assert_eq!(server.stop().stats().slow_readers_closed, 1);
+}
