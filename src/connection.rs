@@ -37,6 +37,9 @@ pub struct Config {
     pub max_frame_size: u64,
     /// The largest message accepted, checked as each frame header arrives (1009 past it).
     pub max_message_size: u64,
+    /// The most frames one message may arrive in (1008 past it): a flood of tiny or empty
+    /// fragments costs work without ever reaching the size limit.
+    pub max_fragments: u32,
     /// The largest opening handshake head in bytes (431 past it).
     pub max_head_size: usize,
     /// The most header fields in the opening handshake (431 past it).
@@ -55,6 +58,9 @@ pub struct Config {
     pub pages: Vec<Page>,
     /// The one path WebSockets are opened at (`None`: any path).
     pub websocket_path: Option<String>,
+    /// Origins allowed to open a WebSocket (§10.2), compared case-insensitively; empty: any.
+    /// A request without an Origin header (not from a browser) is not refused by this list.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -62,6 +68,7 @@ impl Default for Config {
         Config {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
+            max_fragments: 128 * 1024,
             max_head_size: handshake::DEFAULT_MAX_HEAD,
             max_headers: handshake::DEFAULT_MAX_HEADERS,
             subprotocols: Vec::new(),
@@ -71,6 +78,7 @@ impl Default for Config {
             pong_timeout: Duration::from_secs(20),
             pages: Vec::new(),
             websocket_path: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -180,6 +188,8 @@ pub struct Connection {
     /// The data message in progress, if its frames or bytes are arriving in pieces.
     message: Option<Kind>,
     message_len: u64,
+    /// Frames in the data message in progress.
+    fragments: u32,
     assembled: Vec<u8>,
     utf8: Utf8Validator,
     /// A control frame's payload that is arriving in pieces.
@@ -190,6 +200,10 @@ pub struct Connection {
     ping_due: Option<Instant>,
     /// When the Pong for our last Ping is overdue.
     pong_due: Option<Instant>,
+    /// The peer is not taking our output: answer only its latest Ping, later.
+    backlogged: bool,
+    /// The payload of the latest Ping not answered yet (only while backlogged).
+    owed_pong: Option<Vec<u8>>,
 }
 
 impl Connection {
@@ -204,18 +218,38 @@ impl Connection {
             frame: AT_FRAME_START,
             message: None,
             message_len: 0,
+            fragments: 0,
             assembled: Vec::new(),
             utf8: Utf8Validator::new(),
             control: Vec::new(),
             allowed_rsv: 0,
             ping_due: None,
             pong_due: None,
+            backlogged: false,
+            owed_pong: None,
         }
     }
 
     /// The connection's state.
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// Refuses the connection before its handshake with a plain HTTP response (for example 503
+    /// when the server is full): the response goes to `out`, and the connection is closed once
+    /// it is sent. Does nothing after the handshake.
+    pub fn refuse(
+        &mut self,
+        out: &mut Vec<u8>,
+        status: u16,
+        headers: &str,
+        reason: &str,
+        now: Instant,
+    ) {
+        if self.state == State::Connecting {
+            http::write_plain_response(out, status, headers, reason);
+            self.transition(State::Closed, Some(now));
+        }
     }
 
     /// Whether data messages can be sent.
@@ -241,6 +275,7 @@ impl Connection {
             self.head = Vec::new();
         }
         if next == State::Closed {
+            self.owed_pong = None;
             self.assembled = Vec::new();
             self.control = Vec::new();
             self.message = None;
@@ -334,6 +369,14 @@ impl Connection {
             Route::NotFound => return Err(HandshakeError::NotFound),
         }
         let request = head.validate()?;
+        // §10.2: "Servers that are not intended to process input from any web page but only for
+        // certain sites SHOULD verify the |Origin| field is an origin they expect."
+        if let Some(origin) = request.origin
+            && !config.allowed_origins.is_empty()
+            && !config.allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin))
+        {
+            return Err(HandshakeError::OriginNotAllowed);
+        }
         handshake::write_accept(out, &request);
         Ok(Answer::Open(Opened {
             path: request.path.to_owned(),
@@ -474,6 +517,9 @@ impl Connection {
             (OpCode::Text | OpCode::Binary, Some(_)) => {
                 return Err(ProtocolError::DataFrameInsideMessage);
             }
+            (OpCode::Continuation, Some(_)) if self.fragments >= self.config.max_fragments => {
+                return Err(ProtocolError::TooManyFragments);
+            }
             _ => {}
         }
         // §10.4: "implementations SHOULD impose an appropriate limit on frame sizes and the total
@@ -527,6 +573,7 @@ impl Connection {
         }
         if !header.opcode.is_control() {
             self.message_len += header.payload_len;
+            self.fragments += 1;
         }
         self.frame = FrameState::Payload { header, received: 0 };
         Ok(None)
@@ -535,6 +582,7 @@ impl Connection {
     fn start_message(&mut self, kind: Kind) {
         self.message = Some(kind);
         self.message_len = 0;
+        self.fragments = 0;
         self.utf8 = Utf8Validator::new();
     }
 
@@ -544,6 +592,7 @@ impl Connection {
         }
         let kind = self.message.take();
         self.message_len = 0;
+        self.fragments = 0;
         let payload = Payload::Owned(std::mem::take(&mut self.assembled));
         let message = match kind {
             Some(Kind::Text) => {
@@ -568,8 +617,19 @@ impl Connection {
                 // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
                 // response [...]. A Pong frame sent in response to a Ping frame must have
                 // identical "Application data" as found in the message body of the Ping frame".
+                // §5.5.3: "If an endpoint receives a Ping frame and has not yet sent Pong frame(s)
+                // in response to previous Ping frame(s), the endpoint MAY elect to send a Pong
+                // frame for only the most recently processed Ping frame." While the peer does not
+                // read, that is what we do: one Pong owed, however many Pings.
                 if self.state == State::Open {
-                    frame::write_frame(out, OpCode::Pong, payload);
+                    if self.backlogged {
+                        let owed = self.owed_pong.get_or_insert_with(Vec::new);
+                        owed.clear();
+                        owed.extend_from_slice(payload);
+                    } else {
+                        self.owed_pong = None;
+                        frame::write_frame(out, OpCode::Pong, payload);
+                    }
                 }
                 Ok(None)
             }
@@ -653,6 +713,22 @@ impl Connection {
         write_close(out, Some(code), reason);
         self.transition(State::CloseSent, Some(now));
         Ok(())
+    }
+
+    /// Tells the connection whether the peer is taking its output (the event loop knows: its
+    /// outbox for the peer is empty or not). While backlogged, Pings are answered only by
+    /// [`Connection::write_owed_pong`], once, for the latest one.
+    pub fn set_output_backlogged(&mut self, backlogged: bool) {
+        self.backlogged = backlogged;
+    }
+
+    /// Writes the Pong owed for the latest Ping received while backlogged, if any.
+    pub fn write_owed_pong(&mut self, out: &mut Vec<u8>) {
+        if let Some(payload) = self.owed_pong.take()
+            && self.state == State::Open
+        {
+            frame::write_frame(out, OpCode::Pong, &payload);
+        }
     }
 
     /// Whether a data frame may be sent now; the event loop asks before queueing a frame that

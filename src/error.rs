@@ -49,6 +49,8 @@ pub enum ProtocolError {
     FrameTooBig,
     /// §10.4: a message whose running total is over the configured limit.
     MessageTooBig,
+    /// §10.4: a message split into more frames than the configured limit (a policy, 1008).
+    TooManyFragments,
 }
 
 impl ProtocolError {
@@ -59,6 +61,7 @@ impl ProtocolError {
                 CloseCode::INVALID_PAYLOAD
             }
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
+            ProtocolError::TooManyFragments => CloseCode::POLICY_VIOLATION,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -81,6 +84,7 @@ impl ProtocolError {
             ProtocolError::InvalidCloseReason => "invalid UTF-8 in close reason",
             ProtocolError::FrameTooBig => "frame too big",
             ProtocolError::MessageTooBig => "message too big",
+            ProtocolError::TooManyFragments => "too many fragments in one message",
         }
     }
 
@@ -99,7 +103,9 @@ impl ProtocolError {
             ProtocolError::CloseBodyTooShort | ProtocolError::InvalidCloseReason => "§5.5.1",
             ProtocolError::InvalidCloseCode(_) => "§7.4",
             ProtocolError::InvalidUtf8 => "§8.1",
-            ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => "§10.4",
+            ProtocolError::FrameTooBig
+            | ProtocolError::MessageTooBig
+            | ProtocolError::TooManyFragments => "§10.4",
         }
     }
 }

@@ -78,6 +78,8 @@ pub enum HandshakeError {
     TooManyHeaders,
     /// Nothing is served at this path (404).
     NotFound,
+    /// §4.2.2 / §10.2: the |Origin| is not on the server's allowlist (403).
+    OriginNotAllowed,
 }
 
 impl HandshakeError {
@@ -88,6 +90,7 @@ impl HandshakeError {
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => 431,
             HandshakeError::NotFound => 404,
+            HandshakeError::OriginNotAllowed => 403,
             _ => 400,
         }
     }
@@ -109,6 +112,7 @@ impl HandshakeError {
             HandshakeError::HeadTooLarge => "request head too large",
             HandshakeError::TooManyHeaders => "too many header fields",
             HandshakeError::NotFound => "not found",
+            HandshakeError::OriginNotAllowed => "origin not allowed",
         }
     }
 

@@ -1,9 +1,12 @@
 //! The `rfc6455` command: `rfc6455 chat` (the group chat) and `rfc6455 echo` (the echo server
 //! that Autobahn tests).
 
-use rfc6455::chat::{self, Chat, ChatOptions};
+mod signals;
+
+use rfc6455::chat::{self, Chat, ChatOptions, RateLimit};
 use rfc6455::echo::Echo;
 use rfc6455::server::{Handler, Options, Server};
+use signals::Signals;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,21 +21,29 @@ options (defaults: chat / echo):
   --max-message-size BYTES  largest message, else close 1009 [65536 / 67108864]
   --max-outbox BYTES        output others may queue for a client before it is closed with
                             1008 as too slow a reader [1048576 / 16777216]
+  --max-fragments N         frames one message may arrive in, else close 1008 [1024 / 131072]
   --max-connections N       connections held at once, further ones get 503 [10000]
+  --max-connections-per-ip N  the same, per peer address [256 / 10000]
+  --allow-origin ORIGIN     accept WebSockets only from this Origin (repeatable), else 403;
+                            without any, every origin is accepted [none]
   --subprotocol NAME        a subprotocol to accept (repeatable) [none]
   --handshake-timeout SECS  time from accept to the end of the handshake [10]
   --close-timeout SECS      time for the peer to answer a Close and close TCP [10]
-  --ping-interval SECS      keepalive Ping after this long without a Pong, 0 = off [20 / 0]
+  --ping-interval SECS      keepalive Ping after this long without a Pong, 0 = off [20]
   --pong-timeout SECS       close (1011) a peer whose Pong is this late [20]
 chat only:
   --heartbeat SECS          the tutorial's app-level heartbeat message, 0 = off [5]
   --history N               recent messages sent to a new client [50]
+  --rate-limit N            messages per second a client may send (bursts of 2N), else
+                            close 1008; 0 = off [20]
   -h, --help                this text
 ";
 
 fn main() -> ExitCode {
+    // Before any thread starts, so that every thread inherits the blocked mask.
+    let signals = Signals::block();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match run(&args, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("rfc6455: {message}\n\n{USAGE}");
@@ -41,7 +52,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
+fn run(args: &[String], signals: Signals) -> Result<(), String> {
     let Some((mode, rest)) = args.split_first() else {
         return Err("missing mode".into());
     };
@@ -53,12 +64,12 @@ fn run(args: &[String]) -> Result<(), String> {
             let mut options = settings.options;
             options.connection.pages = vec![chat::page()];
             options.connection.websocket_path = Some("/".into());
-            serve(listen, options, Chat::new(settings.chat), "chat: open http://")
+            serve(listen, options, Chat::new(settings.chat), signals, "chat: open http://")
         }
         "echo" => {
             let mut settings = Settings::echo();
             settings.parse(rest)?;
-            serve(settings.listen, settings.options, Echo, "echo listening on ws://")
+            serve(settings.listen, settings.options, Echo, signals, "echo listening on ws://")
         }
         "-h" | "--help" => {
             print!("{USAGE}");
@@ -72,12 +83,14 @@ fn serve<H: Handler>(
     listen: SocketAddr,
     options: Options,
     handler: H,
+    signals: Signals,
     banner: &str,
 ) -> Result<(), String> {
     let mut server = Server::bind(listen, options, handler)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     eprintln!("rfc6455 {banner}{addr}/");
+    signals.shut_down_on_signal(server.shutdown_handle());
     server.run().map_err(|e| format!("event loop failed: {e}"))
 }
 
@@ -94,8 +107,10 @@ impl Settings {
         let mut options = Options::default();
         options.connection.max_frame_size = 64 * 1024;
         options.connection.max_message_size = 64 * 1024;
+        options.connection.max_fragments = 1024;
         options.connection.ping_interval = Some(Duration::from_secs(20));
         options.max_outbox = 1024 * 1024;
+        options.max_connections_per_ip = 256;
         let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
         Settings { listen, options, chat: ChatOptions::default(), is_chat: true }
     }
@@ -105,6 +120,7 @@ impl Settings {
         // Autobahn's largest messages are 16 MiB; leave room above them.
         options.connection.max_frame_size = 64 << 20;
         options.connection.max_message_size = 64 << 20;
+        options.connection.ping_interval = Some(Duration::from_secs(20));
         let listen = SocketAddr::from(([127, 0, 0, 1], 9001));
         Settings { listen, options, chat: ChatOptions::default(), is_chat: false }
     }
@@ -133,7 +149,13 @@ impl Settings {
                 "--max-frame-size" => connection.max_frame_size = number()?,
                 "--max-message-size" => connection.max_message_size = number()?,
                 "--max-outbox" => self.options.max_outbox = size()?,
+                "--max-fragments" => {
+                    connection.max_fragments =
+                        u32::try_from(number()?).map_err(|_| format!("{flag}: too large"))?
+                }
                 "--max-connections" => self.options.max_connections = size()?,
+                "--max-connections-per-ip" => self.options.max_connections_per_ip = size()?,
+                "--allow-origin" => connection.allowed_origins.push(value.clone()),
                 "--subprotocol" => connection.subprotocols.push(value.clone()),
                 "--handshake-timeout" => connection.handshake_timeout = secs()?,
                 "--close-timeout" => connection.close_timeout = secs()?,
@@ -141,6 +163,13 @@ impl Settings {
                 "--pong-timeout" => connection.pong_timeout = secs()?,
                 "--heartbeat" if self.is_chat => self.chat.heartbeat = optional_secs()?,
                 "--history" if self.is_chat => self.chat.history = size()?,
+                "--rate-limit" if self.is_chat => {
+                    let per_second = number()?;
+                    self.chat.rate_limit = (per_second > 0).then_some(RateLimit {
+                        per_second: per_second as f64,
+                        burst: 2.0 * per_second as f64,
+                    });
+                }
                 _ => return Err(format!("unknown option {flag}")),
             }
         }

@@ -24,7 +24,7 @@ fn start(options: Options, chat: ChatOptions) -> TestServer<Chat> {
 }
 
 fn quiet() -> ChatOptions {
-    ChatOptions { heartbeat: None, history: 50 }
+    ChatOptions { heartbeat: None, history: 50, rate_limit: None }
 }
 
 /// A chat client: JSON in, JSON out, answering Pings.
@@ -167,7 +167,8 @@ fn untimed(mut notice: Value) -> Value {
 
 #[test]
 fn a_new_client_gets_recent_history() {
-    let server = start(chat_options(), ChatOptions { heartbeat: None, history: 2 });
+    let server =
+        start(chat_options(), ChatOptions { heartbeat: None, history: 2, rate_limit: None });
     let mut a = Member::join(server.addr);
     for text in ["one", "two", "three"] {
         a.say(text);
@@ -190,7 +191,8 @@ fn a_new_client_gets_recent_history() {
 #[test]
 fn heartbeat_cadence() {
     let every = Duration::from_millis(100);
-    let server = start(chat_options(), ChatOptions { heartbeat: Some(every), history: 0 });
+    let server =
+        start(chat_options(), ChatOptions { heartbeat: Some(every), history: 0, rate_limit: None });
     let mut a = Member::join(server.addr);
     let mut times = Vec::new();
     while times.len() < 5 {
@@ -270,7 +272,7 @@ fn a_slow_reader_is_cut_off_and_nobody_else_loses_a_message() {
     options.max_outbox = 256 * 1024;
     // The slow reader cannot read its Close either: the server gives up on it after this.
     options.connection.close_timeout = Duration::from_secs(1);
-    let server = start(options, ChatOptions { heartbeat: None, history: 0 });
+    let server = start(options, ChatOptions { heartbeat: None, history: 0, rate_limit: None });
     let slow = Client::connect(server.addr);
     // A small fixed receive buffer: the kernel absorbs little before our cap is reached.
     common::set_receive_buffer(&slow.stream, 4096);
@@ -346,7 +348,7 @@ fn a_slow_reader_gets_a_whole_prefix_then_1008() {
     const MESSAGES: usize = 200;
     let mut options = chat_options();
     options.max_outbox = 256 * 1024;
-    let server = start(options, ChatOptions { heartbeat: None, history: 0 });
+    let server = start(options, ChatOptions { heartbeat: None, history: 0, rate_limit: None });
     let mut slow = Member::join(server.addr);
     let mut sender = Member::join(server.addr);
     let mut echo = Member { client: sender.client.try_clone_client(), pings: 0 };

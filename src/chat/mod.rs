@@ -36,12 +36,27 @@ pub struct ChatOptions {
     pub heartbeat: Option<Duration>,
     /// How many recent messages a new client is sent.
     pub history: usize,
+    /// How fast one client may send; past it, the client is closed with 1008.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ChatOptions {
     fn default() -> Self {
-        ChatOptions { heartbeat: Some(Duration::from_secs(5)), history: 50 }
+        ChatOptions {
+            heartbeat: Some(Duration::from_secs(5)),
+            history: 50,
+            rate_limit: Some(RateLimit { per_second: 20.0, burst: 40.0 }),
+        }
     }
+}
+
+/// A token bucket: `burst` messages at once, refilled at `per_second`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Sustained messages per second.
+    pub per_second: f64,
+    /// Messages that may be sent at once after a quiet spell.
+    pub burst: f64,
 }
 
 /// What the chat has done, for logs and tests.
@@ -55,10 +70,32 @@ pub struct ChatStats {
     pub slow_readers_closed: u64,
     /// Heartbeats sent (each counts once per round, not per member).
     pub heartbeats: u64,
+    /// Members closed for sending faster than the rate limit.
+    pub rate_limited: u64,
 }
 
 struct Member {
     name: String,
+    /// We closed this member (too fast, or binary): what it still sends is ignored.
+    closing: bool,
+    /// Messages the member may still send now (token bucket).
+    tokens: f64,
+    /// When `tokens` was last topped up.
+    refilled: Instant,
+}
+
+impl Member {
+    /// Takes one token; false when the bucket is empty.
+    fn allow(&mut self, limit: &RateLimit, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * limit.per_second).min(limit.burst);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 /// The chat handler.
@@ -157,7 +194,9 @@ impl Handler for Chat {
         let Some(id) = ctx.id() else { return };
         let name = format!("guest-{}", self.next_guest);
         self.next_guest += 1;
-        self.members.insert(id, Member { name: name.clone() });
+        let tokens = self.options.rate_limit.map_or(0.0, |limit| limit.burst);
+        self.members
+            .insert(id, Member { name: name.clone(), closing: false, tokens, refilled: ctx.now() });
         if self.next_heartbeat.is_none() {
             self.next_heartbeat = self.options.heartbeat.map(|every| ctx.now() + every);
         }
@@ -171,11 +210,24 @@ impl Handler for Chat {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, message: Message<'_>) {
         let Some(id) = ctx.id() else { return };
+        let Some(member) = self.members.get_mut(&id) else { return };
+        if member.closing {
+            return;
+        }
         let Some(text) = message.as_text() else {
+            member.closing = true;
             let reason = "binary messages are not supported";
             let _ = ctx.close(id, CloseCode::UNSUPPORTED_DATA, reason);
             return;
         };
+        if let Some(limit) = self.options.rate_limit
+            && !member.allow(&limit, ctx.now())
+        {
+            member.closing = true;
+            self.stats.rate_limited += 1;
+            let _ = ctx.close(id, CloseCode::POLICY_VIOLATION, "sending too fast");
+            return;
+        }
         match protocol::parse(text) {
             Command::Say(text) => self.say(ctx, id, &text),
             Command::Nick(name) => self.rename(ctx, id, &name),

@@ -3,15 +3,14 @@
 use super::{Closed, Ctx, Entry, Handler, Options, Outbox, Slab};
 use crate::close::CloseCode;
 use crate::connection::{Config, Connection, Event};
-use crate::http::write_plain_response;
 use crate::server::ConnId;
 use crate::state::State;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +19,9 @@ const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 /// How long to stop accepting after the process ran out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections over a cap are kept this many at most, just long enough to send them 503;
+/// past that they are dropped unanswered.
+const REFUSAL_RESERVE: usize = 64;
 
 /// Stops a running [`Server`] from another thread.
 #[derive(Clone)]
@@ -29,7 +31,9 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// Asks the loop to return from [`Server::run`].
+    /// Asks the loop to stop: it stops accepting, sends every open connection a Close frame
+    /// with 1001 (going away), and returns from [`Server::run`] once they are closed or
+    /// `Options::shutdown_timeout` has passed.
     pub fn shutdown(&self) {
         self.flag.store(true, Ordering::SeqCst);
         // A failed wake only delays the stop to the next wakeup.
@@ -40,7 +44,9 @@ impl ShutdownHandle {
 /// A WebSocket server: a listener, a connection table and a [`Handler`], run by one thread.
 pub struct Server<H> {
     poll: Poll,
-    listener: TcpListener,
+    /// `None` once shutting down: the port is closed to new connections.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
     options: Options,
     config: Arc<Config>,
     handler: H,
@@ -57,6 +63,12 @@ pub struct Server<H> {
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
     accept_paused_until: Option<Instant>,
+    /// Open connections per peer address, for `Options::max_connections_per_ip`.
+    per_ip: HashMap<IpAddr, usize>,
+    /// Entries that are only there to send a 503 and close.
+    refusing: usize,
+    /// Set when shutdown began: the time by which `run` returns.
+    shutdown_deadline: Option<Instant>,
 }
 
 impl<H: Handler> Server<H> {
@@ -64,11 +76,13 @@ impl<H: Handler> Server<H> {
     pub fn bind(addr: SocketAddr, options: Options, handler: H) -> io::Result<Server<H>> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(addr)?;
+        let local_addr = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(Server {
             poll,
-            listener,
+            listener: Some(listener),
+            local_addr,
             config: Arc::new(options.connection.clone()),
             read_buf: vec![0; options.read_buffer_size.max(1)],
             options,
@@ -81,12 +95,15 @@ impl<H: Handler> Server<H> {
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
             accept_paused_until: None,
+            per_ip: HashMap::new(),
+            refusing: 0,
+            shutdown_deadline: None,
         })
     }
 
     /// The address the server listens on (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.local_addr)
     }
 
     /// A handle that stops [`Server::run`] from another thread.
@@ -104,11 +121,18 @@ impl<H: Handler> Server<H> {
         self.handler
     }
 
-    /// Serves until [`ShutdownHandle::shutdown`] is called or polling fails.
+    /// Serves until a [`ShutdownHandle::shutdown`] has been carried out, or polling fails.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        while !self.shutdown.load(Ordering::SeqCst) {
-            let timeout = self.poll_timeout(Instant::now());
+        loop {
+            let now = Instant::now();
+            if self.shutdown.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
+                self.begin_shutdown(now);
+            }
+            if self.shutdown_deadline.is_some_and(|at| now >= at || self.conns.len() == 0) {
+                return Ok(());
+            }
+            let timeout = self.poll_timeout(now);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -139,7 +163,38 @@ impl<H: Handler> Server<H> {
                 self.accept(now);
             }
         }
-        Ok(())
+    }
+
+    /// Stops accepting and starts the closing handshake (1001) on every connection.
+    fn begin_shutdown(&mut self, now: Instant) {
+        self.shutdown_deadline = Some(now + self.options.shutdown_timeout);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let ids: Vec<ConnId> = self.conns.iter().map(|(id, _)| id).collect();
+        let mut cork = std::mem::take(&mut self.cork);
+        for id in ids {
+            let Some(entry) = self.conns.get_mut(id) else { continue };
+            match entry.conn.state() {
+                // §7.4.1 1001: "an endpoint is "going away", such as a server going down".
+                State::Open => {
+                    let reason = "server shutting down";
+                    let _ = entry.conn.close(&mut cork, CloseCode::GOING_AWAY, reason, now);
+                }
+                State::Connecting => {
+                    self.remove(id, now, CloseCode::GOING_AWAY, "server shutting down");
+                    continue;
+                }
+                State::CloseSent | State::Closed => {}
+            }
+            if self.write_cork(id, &mut cork).is_err() {
+                self.remove(id, now, CloseCode::ABNORMAL, "write failed");
+            } else {
+                self.settle(id);
+            }
+            cork.clear();
+        }
+        self.cork = cork;
     }
 
     /// How long `poll` may block: not at all with work queued, else until the next deadline.
@@ -148,10 +203,11 @@ impl<H: Handler> Server<H> {
             return Some(Duration::ZERO);
         }
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
-        let next = [timer, self.accept_paused_until, self.handler.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next =
+            [timer, self.accept_paused_until, self.handler.poll_timeout(), self.shutdown_deadline]
+                .into_iter()
+                .flatten()
+                .min();
         // Round up so a deadline is not polled for one millisecond early again and again.
         next.map(|at| at.saturating_duration_since(now) + Duration::from_millis(1))
     }
@@ -161,7 +217,8 @@ impl<H: Handler> Server<H> {
             return;
         }
         loop {
-            let (stream, _peer) = match self.listener.accept() {
+            let Some(listener) = &self.listener else { return };
+            let (stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -175,29 +232,37 @@ impl<H: Handler> Server<H> {
                 // ECONNABORTED and the like concern one pending connection only.
                 Err(_) => continue,
             };
-            self.admit(stream, now);
+            self.admit(stream, peer.ip(), now);
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, now: Instant) {
-        if self.conns.len() >= self.options.max_connections {
-            let mut response = Vec::new();
-            write_plain_response(
-                &mut response,
-                503,
-                "Retry-After: 1\r\n",
-                "server at connection limit",
-            );
-            // Best effort on a fresh socket with an empty send buffer; then it is dropped.
-            let _ = stream.write(&response);
+    /// Puts an accepted connection in the table, or refuses it with 503 when the server or
+    /// its peer address is at its cap.
+    fn admit(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
+        let active = self.conns.len() - self.refusing;
+        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
+        let refusal = if active >= self.options.max_connections {
+            Some("server at connection limit")
+        } else if from_ip >= self.options.max_connections_per_ip {
+            Some("too many connections from this address")
+        } else {
+            None
+        };
+        if refusal.is_some() && self.refusing >= REFUSAL_RESERVE {
+            // Too many refusals in flight already: drop this one unanswered.
             return;
         }
         let _ = stream.set_nodelay(true);
-        let config = self.config.clone();
+        let mut conn = Connection::new(self.config.clone(), now);
+        let mut response = Vec::new();
+        if let Some(reason) = refusal {
+            conn.refuse(&mut response, 503, "Retry-After: 1\r\n", reason, now);
+        }
         let Some(id) = self.conns.insert_with(|_| Entry {
             stream,
-            conn: Connection::new(config, now),
+            conn,
             outbox: Outbox::default(),
+            peer: refusal.is_none().then_some(ip),
             scheduled: None,
             open_notified: false,
             write_shut: false,
@@ -207,10 +272,18 @@ impl<H: Handler> Server<H> {
         }) else {
             return;
         };
+        match refusal {
+            Some(_) => self.refusing += 1,
+            None => *self.per_ip.entry(ip).or_insert(0) += 1,
+        }
         let registry = self.poll.registry();
         let Some(entry) = self.conns.get_mut(id) else { return };
         if registry.register(&mut entry.stream, Token(id.to_token()), Interest::READABLE).is_err() {
-            self.conns.remove(id);
+            self.remove(id, now, CloseCode::ABNORMAL, "register failed");
+            return;
+        }
+        if self.write_cork(id, &mut response).is_err() {
+            self.remove(id, now, CloseCode::ABNORMAL, "write failed");
             return;
         }
         self.settle(id);
@@ -227,6 +300,20 @@ impl<H: Handler> Server<H> {
             self.remove(id, now, CloseCode::ABNORMAL, "write failed");
             return;
         }
+        if entry.outbox.is_empty() {
+            // The peer has caught up: answer the latest Ping it sent while it was not reading.
+            entry.conn.set_output_backlogged(false);
+            let mut cork = std::mem::take(&mut self.cork);
+            entry.conn.write_owed_pong(&mut cork);
+            let failed = self.write_cork(id, &mut cork).is_err();
+            cork.clear();
+            self.cork = cork;
+            if failed {
+                self.remove(id, now, CloseCode::ABNORMAL, "write failed");
+                return;
+            }
+        }
+        let Some(entry) = self.conns.get_mut(id) else { return };
         if readable || entry.read_paused {
             self.read(id, now);
         }
@@ -247,6 +334,7 @@ impl<H: Handler> Server<H> {
                 break;
             }
             entry.read_paused = false;
+            entry.conn.set_output_backlogged(!entry.outbox.is_empty());
             let n = match entry.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     ended = Some("peer closed TCP");
@@ -423,6 +511,17 @@ impl<H: Handler> Server<H> {
         );
         if let Some(mut entry) = self.conns.remove(id) {
             let _ = self.poll.registry().deregister(&mut entry.stream);
+            match entry.peer {
+                Some(ip) => {
+                    if let Some(count) = self.per_ip.get_mut(&ip) {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.per_ip.remove(&ip);
+                        }
+                    }
+                }
+                None => self.refusing -= 1,
+            }
         }
         self.flush_touched(now);
     }

@@ -32,7 +32,8 @@ use crate::message::Message;
 use bytes::Bytes;
 use outbox::Outbox;
 use slab::Slab;
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -50,6 +51,11 @@ pub struct Options {
     pub max_outbox: usize,
     /// The most connections held at once; further ones are refused with 503.
     pub max_connections: usize,
+    /// The most connections held at once from one peer address; further ones get 503.
+    pub max_connections_per_ip: usize,
+    /// After a shutdown is asked for, how long open connections get to finish their closing
+    /// handshake before `Server::run` returns anyway.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Options {
@@ -61,6 +67,8 @@ impl Default for Options {
             read_pause_outbox: 4 * 1024 * 1024,
             max_outbox: 16 * 1024 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: 10_000,
+            shutdown_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -136,6 +144,9 @@ pub(crate) struct Entry {
     pub(crate) stream: mio::net::TcpStream,
     pub(crate) conn: Connection,
     pub(crate) outbox: Outbox,
+    /// The peer's address, counted against `max_connections_per_ip`; `None` for a connection
+    /// that is only being refused.
+    pub(crate) peer: Option<IpAddr>,
     /// The deadline last pushed onto the timer heap for this entry.
     pub(crate) scheduled: Option<Instant>,
     /// The handler was told of the opening and not yet of the end.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use rfc6455::echo::Echo;
 use rfc6455::frame::{self, FrameHeader, OpCode};
 use rfc6455::handshake::accept_key;
