@@ -363,4 +363,24 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        /// The fuzz oracle on stable: any bytes decode to a header that re-encodes to exactly
+        /// the bytes it came from, or need more (only below 14 bytes), or fail; never panic.
+        #[test]
+        fn decode_is_exact_or_refuses(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20)) {
+            match decode_header(&bytes) {
+                Ok(Some((header, n))) => {
+                    let mut again = Vec::new();
+                    header.encode(&mut again);
+                    proptest::prop_assert_eq!(&again[..], &bytes[..n]);
+                    if header.opcode.is_control() {
+                        proptest::prop_assert!(header.fin && header.payload_len <= 125);
+                    }
+                }
+                Ok(None) => proptest::prop_assert!(bytes.len() < MAX_HEADER_LEN),
+                Err(_) => {}
+            }
+        }
+    }
 }

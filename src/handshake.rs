@@ -500,4 +500,40 @@ mod tests {
         }
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n", 0), None);
     }
+
+    proptest::proptest! {
+        /// Any bytes as a request head: parsed and checked without panicking, and every
+        /// refusal is one of the statuses the server documents.
+        #[test]
+        fn any_head_is_accepted_or_refused_with_a_known_status(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            split in 0usize..300,
+        ) {
+            let whole = find_head_end(&bytes, 0);
+            let split = split.min(bytes.len());
+            let in_two = find_head_end(&bytes[..split], 0).or_else(|| find_head_end(&bytes, split));
+            proptest::prop_assert_eq!(whole, in_two);
+            match parse_request(&bytes, DEFAULT_MAX_HEADERS, &["chat".to_owned()]) {
+                Ok(request) => {
+                    let mut out = Vec::new();
+                    write_accept(&mut out, &request);
+                    proptest::prop_assert!(out.starts_with(b"HTTP/1.1 101 "));
+                }
+                Err(e) => proptest::prop_assert!([400, 403, 404, 405, 426, 431].contains(&e.status())),
+            }
+        }
+
+        /// A valid request with noise header lines in any order and case is still accepted.
+        #[test]
+        fn valid_requests_survive_noise(noise in proptest::collection::vec("[A-Za-z-]{1,12}: [ -~]{0,20}", 0..8)) {
+            let extra: String = noise.iter().filter(|line| {
+                let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+                !["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+                  "content-length", "transfer-encoding", "sec-websocket-protocol", "origin"]
+                    .contains(&name.as_str())
+            }).map(|line| format!("{line}\r\n")).collect();
+            let head = GOOD.replace("\r\n\r\n", &format!("\r\n{extra}\r\n"));
+            proptest::prop_assert!(parse(&head).is_ok(), "{}", head);
+        }
+    }
 }

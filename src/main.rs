@@ -21,6 +21,8 @@ options (defaults: chat / echo):
   --max-message-size BYTES  largest message, else close 1009 [65536 / 67108864]
   --max-outbox BYTES        output others may queue for a client before it is closed with
                             1008 as too slow a reader [1048576 / 16777216]
+  --max-head-size BYTES     largest handshake request head, else 431 [8192]
+  --max-headers N           most header fields in it, else 431 [64]
   --max-fragments N         frames one message may arrive in, else close 1008 [1024 / 131072]
   --max-connections N       connections held at once, further ones get 503 [10000]
   --max-connections-per-ip N  the same, per peer address [256 / 10000]
@@ -149,6 +151,8 @@ impl Settings {
                 "--max-frame-size" => connection.max_frame_size = number()?,
                 "--max-message-size" => connection.max_message_size = number()?,
                 "--max-outbox" => self.options.max_outbox = size()?,
+                "--max-head-size" => connection.max_head_size = size()?,
+                "--max-headers" => connection.max_headers = size()?,
                 "--max-fragments" => {
                     connection.max_fragments =
                         u32::try_from(number()?).map_err(|_| format!("{flag}: too large"))?

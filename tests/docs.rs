@@ -1,0 +1,37 @@
+//! The docs name tests; these tests keep those names true.
+
+use std::path::Path;
+
+/// The source file that holds tests named `prefix::…` in the docs.
+fn source_for(prefix: &str) -> Option<String> {
+    let path = match prefix {
+        "hostile" | "chat" | "echo" => format!("tests/{prefix}.rs"),
+        "connection::tests" => "src/connection_tests.rs".to_owned(),
+        other => format!("src/{}.rs", other.strip_suffix("::tests")?),
+    };
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).ok()
+}
+
+/// Every `module::test_name` in backticks in `doc` names a test function that exists.
+fn check_test_names(doc: &str) {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+    let mut checked = 0;
+    for quoted in text.split('`').skip(1).step_by(2) {
+        let Some((prefix, name)) = quoted.rsplit_once("::") else { continue };
+        let is_test_name =
+            name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && name.contains('_');
+        let Some(source) = is_test_name.then(|| source_for(prefix)).flatten() else { continue };
+        assert!(
+            source.contains(&format!("fn {name}(")),
+            "{doc} names `{quoted}`, which does not exist"
+        );
+        checked += 1;
+    }
+    assert!(checked > 10, "{doc}: only {checked} test names found");
+}
+
+#[test]
+fn every_test_named_in_security_md_exists() {
+    check_test_names("docs/security.md");
+}
