@@ -1,7 +1,8 @@
 //! Unit tests of the connection state machine, fed bytes in memory.
 
 use super::*;
-use crate::frame::write_masked_frame;
+use crate::frame::{self, FrameHeader, write_masked_frame};
+use crate::message::Payload;
 use proptest::prelude::*;
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];

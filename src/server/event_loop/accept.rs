@@ -1,0 +1,104 @@
+//! Accepting connections: the caps (global and per address) with their 503, and the pause
+//! when the process runs out of descriptors.
+
+use super::Server;
+use crate::close::CloseCode;
+use crate::connection::Connection;
+use crate::server::{Entry, Handler, Outbox};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// How long to stop accepting after the process ran out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections over a cap are kept this many at most, just long enough to send them 503;
+/// past that they are dropped unanswered.
+const REFUSAL_RESERVE: usize = 64;
+
+impl<H: Handler> Server<H> {
+    pub(super) fn accept(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = &self.listener else { return };
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error().is_some_and(is_fd_exhaustion) => {
+                    // No descriptor for a new socket: the pending connection stays in the
+                    // backlog. Try again shortly instead of spinning on a listener that stays
+                    // readable.
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+                // ECONNABORTED and the like concern one pending connection only.
+                Err(_) => continue,
+            };
+            self.admit(stream, peer.ip(), now);
+        }
+    }
+
+    /// Puts an accepted connection in the table, or refuses it with 503 when the server or
+    /// its peer address is at its cap.
+    fn admit(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
+        let active = self.conns.len() - self.refusing;
+        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
+        let refusal = if active >= self.options.max_connections {
+            Some("server at connection limit")
+        } else if from_ip >= self.options.max_connections_per_ip {
+            Some("too many connections from this address")
+        } else {
+            None
+        };
+        if refusal.is_some() && self.refusing >= REFUSAL_RESERVE {
+            // Too many refusals in flight already: drop this one unanswered.
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let mut conn = Connection::new(self.config.clone(), now);
+        let mut response = Vec::new();
+        if let Some(reason) = refusal {
+            conn.refuse(&mut response, 503, "Retry-After: 1\r\n", reason, now);
+        }
+        let Some(id) = self.conns.insert_with(|_| Entry {
+            stream,
+            conn,
+            outbox: Outbox::default(),
+            peer: refusal.is_none().then_some(ip),
+            scheduled: None,
+            open_notified: false,
+            write_shut: false,
+            read_paused: false,
+            writable_interest: false,
+            touched: false,
+        }) else {
+            return;
+        };
+        match refusal {
+            Some(_) => self.refusing += 1,
+            None => *self.per_ip.entry(ip).or_insert(0) += 1,
+        }
+        let registry = self.poll.registry();
+        let Some(entry) = self.conns.get_mut(id) else { return };
+        if registry.register(&mut entry.stream, Token(id.to_token()), Interest::READABLE).is_err() {
+            self.remove(id, now, CloseCode::ABNORMAL, "register failed");
+            return;
+        }
+        if self.write_cork(id, &mut response).is_err() {
+            self.remove(id, now, CloseCode::ABNORMAL, "write failed");
+            return;
+        }
+        self.settle(id);
+    }
+}
+
+/// EMFILE (per process) and ENFILE (system-wide): out of file descriptors.
+fn is_fd_exhaustion(errno: i32) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    errno == EMFILE || errno == ENFILE
+}

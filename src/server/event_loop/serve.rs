@@ -1,0 +1,272 @@
+//! Serving a ready connection: write what waits, read what came into the shared buffer, feed
+//! it to the connection's state machine, hand the events to the handler, write the answers
+//! once, and bring the registration and timers in line with the new state.
+
+use super::Server;
+use crate::close::CloseCode;
+use crate::connection::Event;
+use crate::server::{Closed, ConnId, Ctx, Entry, Handler, Slab};
+use crate::state::State;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use std::cmp::Reverse;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::Instant;
+
+impl<H: Handler> Server<H> {
+    /// Handles readiness of connection `id`: writes what waits, reads what came, and settles.
+    pub(super) fn serve(&mut self, id: ConnId, now: Instant, readable: bool, writable: bool) {
+        let Some(entry) = self.conns.get_mut(id) else {
+            // A stale event for a connection that is gone (its slot may hold a new one).
+            return;
+        };
+        if writable && !entry.outbox.is_empty() && entry.outbox.write_to(&mut entry.stream).is_err()
+        {
+            self.remove(id, now, CloseCode::ABNORMAL, "write failed");
+            return;
+        }
+        if entry.outbox.is_empty() {
+            // The peer has caught up: answer the latest Ping it sent while it was not reading.
+            entry.conn.set_output_backlogged(false);
+            let mut cork = std::mem::take(&mut self.cork);
+            entry.conn.write_owed_pong(&mut cork);
+            let failed = self.write_cork(id, &mut cork).is_err();
+            cork.clear();
+            self.cork = cork;
+            if failed {
+                self.remove(id, now, CloseCode::ABNORMAL, "write failed");
+                return;
+            }
+        }
+        let Some(entry) = self.conns.get_mut(id) else { return };
+        if readable || entry.read_paused {
+            self.read(id, now);
+        }
+        if self.conns.get_mut(id).is_some() {
+            self.settle(id);
+        }
+    }
+
+    /// Reads and processes input until the socket has none, the budget is spent, or the
+    /// connection's output must drain first.
+    pub(super) fn read(&mut self, id: ConnId, now: Instant) {
+        let mut cork = std::mem::take(&mut self.cork);
+        let mut budget = self.options.read_budget;
+        let mut ended = None;
+        while let Some(entry) = self.conns.get_mut(id) {
+            if entry.outbox.len() + cork.len() > self.options.read_pause_outbox {
+                entry.read_paused = true;
+                break;
+            }
+            entry.read_paused = false;
+            entry.conn.set_output_backlogged(!entry.outbox.is_empty());
+            let n = match entry.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    ended = Some("peer closed TCP");
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    ended = Some("read failed");
+                    break;
+                }
+            };
+            process(
+                self.options.max_outbox,
+                &mut self.conns,
+                &mut self.handler,
+                &mut self.touched,
+                &mut self.read_buf[..n],
+                id,
+                now,
+                &mut cork,
+            );
+            self.flush_touched(now);
+            budget = budget.saturating_sub(n);
+            if budget == 0 || cork.len() >= self.read_buf.len() {
+                // Let the others have a turn (or write this output) before reading more.
+                self.ready.push_back(id);
+                break;
+            }
+        }
+        let write_failed = self.write_cork(id, &mut cork).is_err();
+        cork.clear();
+        self.cork = cork;
+        if let Some(reason) = ended {
+            let closing = self.conns.get_mut(id).is_some_and(|e| e.conn.state() == State::Closed);
+            let code = if closing { CloseCode::NORMAL } else { CloseCode::ABNORMAL };
+            self.remove(id, now, code, reason);
+        } else if write_failed {
+            self.remove(id, now, CloseCode::ABNORMAL, "write failed");
+        }
+    }
+
+    /// Writes this wakeup's output for `id`, after anything already waiting in its outbox.
+    pub(super) fn write_cork(&mut self, id: ConnId, cork: &mut Vec<u8>) -> io::Result<()> {
+        let Some(entry) = self.conns.get_mut(id) else { return Ok(()) };
+        if cork.is_empty() {
+            return Ok(());
+        }
+        if !entry.outbox.is_empty() {
+            entry.outbox.keep_unwritten(cork, 0);
+            return entry.outbox.write_to(&mut entry.stream);
+        }
+        let written = write_some(&mut entry.stream, cork)?;
+        if written < cork.len() {
+            entry.outbox.keep_unwritten(cork, written);
+        }
+        Ok(())
+    }
+
+    /// Writes the outboxes that handlers filled during the last call.
+    pub(super) fn flush_touched(&mut self, now: Instant) {
+        while let Some(id) = self.touched.pop() {
+            let Some(entry) = self.conns.get_mut(id) else { continue };
+            entry.touched = false;
+            if entry.outbox.write_to(&mut entry.stream).is_err() {
+                self.remove(id, now, CloseCode::ABNORMAL, "write failed");
+            } else {
+                self.settle(id);
+            }
+        }
+    }
+
+    /// Brings the registration, the timer and the TCP teardown of `id` in line with its state.
+    pub(super) fn settle(&mut self, id: ConnId) {
+        let registry = self.poll.registry();
+        let Some(entry) = self.conns.get_mut(id) else { return };
+        if entry.conn.state() == State::Closed && entry.outbox.is_empty() && !entry.write_shut {
+            // §7.1.1: the server closes the TCP connection first. Our FIN goes after the last
+            // byte; input is still read (and ignored) until the peer's FIN, so that closing
+            // with unread input does not reset the connection and destroy the Close frame.
+            entry.write_shut = true;
+            let _ = entry.stream.shutdown(Shutdown::Write);
+        }
+        let want_writable = !entry.outbox.is_empty();
+        if want_writable != entry.writable_interest {
+            let interest = if want_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if reregister(registry, entry, id, interest).is_ok() {
+                entry.writable_interest = want_writable;
+            }
+        }
+        if entry.read_paused && entry.outbox.len() <= self.options.read_pause_outbox / 2 {
+            // Reading stopped for backpressure; with edge-triggered readiness no new event may
+            // come, so queue the connection to be read again.
+            self.ready.push_back(id);
+        }
+        if let Some(at) = entry.conn.poll_timeout()
+            && entry.scheduled != Some(at)
+        {
+            entry.scheduled = Some(at);
+            self.timers.push(Reverse((at, id)));
+        }
+    }
+}
+
+/// Feeds one read's bytes to connection `id` and dispatches its events.
+#[allow(clippy::too_many_arguments)]
+fn process<H: Handler>(
+    max_outbox: usize,
+    conns: &mut Slab<Entry>,
+    handler: &mut H,
+    touched: &mut Vec<ConnId>,
+    input: &mut [u8],
+    id: ConnId,
+    now: Instant,
+    cork: &mut Vec<u8>,
+) {
+    let mut pos = 0;
+    while pos < input.len() {
+        let Some(entry) = conns.get_mut(id) else { return };
+        let received = entry.conn.receive(&mut input[pos..], now, cork);
+        pos += received.consumed;
+        let Some(event) = received.event else {
+            if received.consumed == 0 {
+                return;
+            }
+            continue;
+        };
+        match event {
+            Event::Opened(opened) => {
+                entry.open_notified = true;
+                let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out: cork, touched };
+                handler.on_open(&mut ctx, &opened);
+            }
+            Event::Message(message) => {
+                let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out: cork, touched };
+                handler.on_message(&mut ctx, message);
+            }
+            Event::Closed { code, reason } => {
+                let code = code.unwrap_or(CloseCode::NO_STATUS);
+                notify_close(max_outbox, conns, handler, touched, id, now, cork, code, &reason);
+            }
+            Event::Failed(error) => {
+                notify_close(
+                    max_outbox,
+                    conns,
+                    handler,
+                    touched,
+                    id,
+                    now,
+                    cork,
+                    error.close_code(),
+                    error.reason(),
+                );
+            }
+            Event::Rejected(_) | Event::Served(_) | Event::TimedOut(_) => {}
+        }
+    }
+}
+
+/// Calls [`Handler::on_close`] once for a connection that was opened.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn notify_close<H: Handler>(
+    max_outbox: usize,
+    conns: &mut Slab<Entry>,
+    handler: &mut H,
+    touched: &mut Vec<ConnId>,
+    id: ConnId,
+    now: Instant,
+    out: &mut Vec<u8>,
+    code: CloseCode,
+    reason: &str,
+) {
+    let Some(entry) = conns.get_mut(id) else { return };
+    if !std::mem::take(&mut entry.open_notified) {
+        return;
+    }
+    let closed = Closed { code, reason: reason.to_owned() };
+    let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out, touched };
+    handler.on_close(&mut ctx, &closed);
+}
+
+fn reregister(
+    registry: &Registry,
+    entry: &mut Entry,
+    id: ConnId,
+    interest: Interest,
+) -> io::Result<()> {
+    registry.reregister(&mut entry.stream, Token(id.to_token()), interest)
+}
+
+/// Writes what the socket takes without blocking; returns how much that was.
+fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
