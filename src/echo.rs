@@ -9,8 +9,8 @@ use crate::server::{Ctx, Handler};
 pub struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: Message<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: &Message<'_>) {
         // Sending fails only when the connection is already closing; nothing is owed then.
-        let _ = ctx.send(&message);
+        let _ = ctx.send(message);
     }
 }

@@ -44,6 +44,19 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The assembled buffer of a message that arrived in pieces, for reuse once the message
+    /// has been handled (`None` for a message borrowed from the input).
+    pub fn into_buffer(self) -> Option<Vec<u8>> {
+        let payload = match self {
+            Message::Text(text) => text.into_payload(),
+            Message::Binary(payload) => payload,
+        };
+        match payload {
+            Payload::Owned(buf) => Some(buf),
+            Payload::Borrowed(_) => None,
+        }
+    }
+
     /// The text, for a text message.
     pub fn as_text(&self) -> Option<&str> {
         match self {

@@ -208,7 +208,7 @@ impl Handler for Chat {
         self.broadcast(ctx, &SharedFrame::text(&notice));
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: Message<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: &Message<'_>) {
         let Some(id) = ctx.id() else { return };
         let Some(member) = self.members.get_mut(&id) else { return };
         if member.closing {

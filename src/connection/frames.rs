@@ -43,12 +43,13 @@ impl Connection {
     pub(super) fn receive_frames<'a>(
         &mut self,
         input: &'a mut [u8],
+        max_tail: usize,
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Received<'a> {
         let mut pos = 0;
         let step = loop {
-            match self.next_step(input, &mut pos, now, out) {
+            match self.next_step(input, &mut pos, max_tail, now, out) {
                 Ok(Some(step)) => break step,
                 Ok(None) => continue,
                 Err(error) => break Step::Deliver(self.fail(error, now, out)),
@@ -77,15 +78,21 @@ impl Connection {
         &mut self,
         input: &mut [u8],
         pos: &mut usize,
+        max_tail: usize,
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Result<Option<Step>, ProtocolError> {
         match self.frame {
             FrameState::Header { mut stash, len } => {
                 let len = usize::from(len);
+                let frame_start = *pos;
                 let (header, used) = if len == 0 {
                     match frame::decode_header(&input[*pos..])? {
                         Some(found) => found,
+                        // A partial header the caller will present again.
+                        None if input.len() - *pos <= max_tail => {
+                            return Ok(Some(Step::NeedMore));
+                        }
                         None => {
                             self.stash_header(&input[*pos..], 0);
                             *pos = input.len();
@@ -107,6 +114,16 @@ impl Connection {
                 *pos += used;
                 self.frame = AT_FRAME_START;
                 self.check_header(&header)?;
+                let frame_len = (used as u64).saturating_add(header.payload_len);
+                if len == 0
+                    && frame_len > (input.len() - frame_start) as u64
+                    && frame_len <= max_tail as u64
+                {
+                    // The frame is checked but incomplete: leave it all for the caller to
+                    // present again, whole, with the rest of its bytes.
+                    *pos = frame_start;
+                    return Ok(Some(Step::NeedMore));
+                }
                 self.on_header(header, input, pos, now, out)
             }
             FrameState::Payload { header, received } => {

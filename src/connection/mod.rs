@@ -263,12 +263,49 @@ impl Connection {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Received<'a> {
+        self.receive_keeping_tail(input, 0, now, out)
+    }
+
+    /// Like [`Connection::receive`], except that an incomplete frame of at most `max_tail`
+    /// bytes that ends the input is left unconsumed (`consumed < input.len()` and no event):
+    /// the caller presents those bytes again with more after them.
+    ///
+    /// An event loop with one large read buffer uses this to decode every frame where it lies,
+    /// instead of copying the pieces of a frame that straddles two reads into the connection:
+    /// it moves the tail to the front of its buffer and reads more behind it. When the socket
+    /// has nothing more for now, it hands the tail to [`Connection::receive`], which keeps it.
+    pub fn receive_keeping_tail<'a>(
+        &mut self,
+        input: &'a mut [u8],
+        max_tail: usize,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Received<'a> {
         match self.state {
             State::Connecting => self.receive_handshake(input, now, out),
-            State::Open | State::CloseSent => self.receive_frames(input, now, out),
+            State::Open | State::CloseSent => self.receive_frames(input, max_tail, now, out),
             // §7.1.7: after failing or closing, nothing more from the peer is interpreted.
             State::Closed => Received { consumed: input.len(), event: None },
         }
+    }
+
+    /// Offers a spare buffer for assembling a message that arrives in pieces; gives it back if
+    /// the connection has one already. With [`Connection::reclaim_buffer`], this lets an event
+    /// loop recycle buffers instead of allocating one per straddling message.
+    pub fn lend_buffer(&mut self, mut buf: Vec<u8>) -> Option<Vec<u8>> {
+        if self.assembled.capacity() > 0 {
+            return Some(buf);
+        }
+        buf.clear();
+        self.assembled = buf;
+        None
+    }
+
+    /// Takes back the assembly buffer while no message is being assembled, so that an idle
+    /// connection holds none.
+    pub fn reclaim_buffer(&mut self) -> Option<Vec<u8>> {
+        (self.message.is_none() && self.assembled.capacity() > 0)
+            .then(|| std::mem::take(&mut self.assembled))
     }
 
     /// Sends a text message.

@@ -37,19 +37,41 @@ fn open_connection() -> (Connection, Instant) {
 
 /// Feeds `bytes` split at `cuts`, collecting what the connection saw and wrote.
 fn feed(conn: &mut Connection, now: Instant, bytes: &[u8], cuts: &[usize]) -> (Vec<Seen>, Vec<u8>) {
+    feed_keeping_tails(conn, now, bytes, cuts, 0)
+}
+
+/// Feeds `bytes` split at `cuts` the way the event loop does with `max_tail > 0`: an incomplete
+/// frame left unconsumed at the end of a piece is presented again with the next piece after it
+/// (and with `receive` when there is no next piece).
+fn feed_keeping_tails(
+    conn: &mut Connection,
+    now: Instant,
+    bytes: &[u8],
+    cuts: &[usize],
+    max_tail: usize,
+) -> (Vec<Seen>, Vec<u8>) {
     let mut seen = Vec::new();
     let mut out = Vec::new();
     let mut start = 0;
     let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(bytes.len())).collect();
     bounds.sort();
     bounds.push(bytes.len());
-    for end in bounds {
-        let mut piece = bytes[start..end.max(start)].to_vec();
+    let mut kept: Vec<u8> = Vec::new();
+    let last = bounds.len() - 1;
+    for (i, end) in bounds.into_iter().enumerate() {
+        let mut piece = std::mem::take(&mut kept);
+        piece.extend_from_slice(&bytes[start..end.max(start)]);
         start = end.max(start);
+        let tail_allowed = if i == last { 0 } else { max_tail };
         let mut pos = 0;
-        while pos < piece.len() {
-            let r = conn.receive(&mut piece[pos..], now, &mut out);
+        let len = piece.len();
+        while pos < len {
+            let r = conn.receive_keeping_tail(&mut piece[pos..], tail_allowed, now, &mut out);
             pos += r.consumed;
+            if r.event.is_none() && pos < len {
+                kept = piece[pos..].to_vec();
+                break;
+            }
             match r.event {
                 Some(Event::Message(Message::Text(t))) => seen.push(Seen::Text(t.to_string())),
                 Some(Event::Message(Message::Binary(b))) => seen.push(Seen::Binary(b.to_vec())),
@@ -357,6 +379,19 @@ fn arb_message() -> impl Strategy<Value = (bool, Vec<u8>, usize)> {
 }
 
 proptest! {
+    /// The same, the event loop's way: incomplete frames kept and presented again whole.
+    #[test]
+    fn messages_round_trip_when_tails_are_kept(
+        messages in proptest::collection::vec(arb_message(), 1..6),
+        cuts in proptest::collection::vec(0usize..2000, 0..8),
+        max_tail in 0usize..600,
+    ) {
+        let (bytes, expected) = encode_messages(&messages);
+        let (mut conn, now) = open_connection();
+        let (seen, _) = feed_keeping_tails(&mut conn, now, &bytes, &cuts, max_tail);
+        prop_assert_eq!(seen, expected);
+    }
+
     /// Encode then decode through arbitrary split points gives back the same messages.
     #[test]
     fn messages_round_trip_through_any_split(
@@ -467,4 +502,21 @@ fn pages_are_served_and_unknown_paths_refused() {
 /// The test request with another path.
 fn request_for(path: &str) -> Vec<u8> {
     std::str::from_utf8(REQUEST).unwrap().replacen("/chat", path, 1).into_bytes()
+}
+
+#[test]
+fn an_incomplete_frame_within_the_tail_limit_is_left_unconsumed() {
+    let (mut conn, now) = open_connection();
+    let whole = [frame(true, OpCode::Text, b"one"), frame(true, OpCode::Text, b"two")].concat();
+    let mut input = whole[..whole.len() - 1].to_vec();
+    let mut out = Vec::new();
+    let r = conn.receive_keeping_tail(&mut input, 64, now, &mut out);
+    assert!(matches!(r.event, Some(Event::Message(_))));
+    let first = r.consumed;
+    let r = conn.receive_keeping_tail(&mut input[first..], 64, now, &mut out);
+    assert_eq!((r.consumed, r.event), (0, None), "the second frame is kept for later");
+    // Over the limit, the connection takes the bytes itself.
+    let rest = input.len() - first;
+    let r = conn.receive_keeping_tail(&mut input[first..], 4, now, &mut out);
+    assert_eq!((r.consumed, r.event), (rest, None));
 }

@@ -30,7 +30,7 @@ use crate::connection::{Config, Connection, Opened, SendError};
 use crate::frame::{self, OpCode};
 use crate::message::Message;
 use bytes::Bytes;
-use outbox::Outbox;
+use outbox::{Outbox, Pool};
 use slab::Slab;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -93,8 +93,9 @@ pub trait Handler {
         let _ = (ctx, opened);
     }
 
-    /// A complete message arrived on connection `ctx.id()`.
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: Message<'_>);
+    /// A complete message arrived on connection `ctx.id()`. It is lent, not given: its bytes
+    /// lie in the loop's read buffer, or in a buffer the loop reuses once the call returns.
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: &Message<'_>);
 
     /// Connection `ctx.id()`, which had been opened, has ended; nothing more can be sent to it.
     fn on_close(&mut self, ctx: &mut Ctx<'_>, closed: &Closed) {
@@ -161,16 +162,24 @@ pub(crate) struct Entry {
     pub(crate) touched: bool,
 }
 
+/// The part of the loop that a handler's call can reach: the connections, the buffers their
+/// output is queued in, and which of them to flush after the call.
+pub(crate) struct Table {
+    pub(crate) conns: Slab<Entry>,
+    pub(crate) pool: Pool,
+    /// Connections given output during the current call, to be flushed by the loop.
+    pub(crate) touched: Vec<ConnId>,
+    /// `Options::max_outbox`.
+    pub(crate) max_outbox: usize,
+}
+
 /// What a handler can do during a call: send to its connection or to others.
 pub struct Ctx<'s> {
     current: Option<ConnId>,
     now: Instant,
-    max_outbox: usize,
-    conns: &'s mut Slab<Entry>,
+    table: &'s mut Table,
     /// The current connection's output for this wakeup.
     out: &'s mut Vec<u8>,
-    /// Other connections given output during this call, to be flushed by the loop.
-    touched: &'s mut Vec<ConnId>,
 }
 
 impl Ctx<'_> {
@@ -186,7 +195,7 @@ impl Ctx<'_> {
 
     /// The ids of every open connection.
     pub fn open_connections(&self) -> Vec<ConnId> {
-        self.conns.iter().filter(|(_, e)| e.conn.is_open()).map(|(id, _)| id).collect()
+        self.table.conns.iter().filter(|(_, e)| e.conn.is_open()).map(|(id, _)| id).collect()
     }
 
     /// Sends a message to the current connection.
@@ -214,13 +223,13 @@ impl Ctx<'_> {
     /// Queues a frame encoded once for many connections. The bytes are shared, not copied
     /// (except into the current connection's output, which is written at once).
     pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> Result<(), SendError> {
-        let entry = self.conns.get_mut(id).ok_or(SendError::NotOpen)?;
+        let entry = self.table.conns.get_mut(id).ok_or(SendError::NotOpen)?;
         entry.conn.can_send()?;
         if Some(id) == self.current {
             self.out.extend_from_slice(frame.bytes());
             return Ok(());
         }
-        entry.outbox.push(frame.bytes().clone());
+        entry.outbox.push_shared(frame.bytes().clone());
         self.after_queueing(id)
     }
 
@@ -237,35 +246,37 @@ impl Ctx<'_> {
         id: ConnId,
         f: impl FnOnce(&mut Connection, &mut Vec<u8>) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
-        let entry = self.conns.get_mut(id).ok_or(SendError::NotOpen)?;
+        let table = &mut *self.table;
+        let entry = table.conns.get_mut(id).ok_or(SendError::NotOpen)?;
         if Some(id) == self.current {
             return f(&mut entry.conn, self.out);
         }
-        let mut out = Vec::new();
-        f(&mut entry.conn, &mut out)?;
-        entry.outbox.push(Bytes::from(out));
+        let mut out = table.pool.take();
+        let sent = f(&mut entry.conn, &mut out);
+        entry.outbox.push_owned(out, &mut table.pool);
+        sent?;
         self.after_queueing(id)
     }
 
     /// Marks `id` for flushing, and closes it with 1008 if it is over its outbox cap.
     fn after_queueing(&mut self, id: ConnId) -> Result<(), SendError> {
-        let Some(entry) = self.conns.get_mut(id) else { return Err(SendError::NotOpen) };
+        let table = &mut *self.table;
+        let Some(entry) = table.conns.get_mut(id) else { return Err(SendError::NotOpen) };
         if !entry.touched {
             entry.touched = true;
-            self.touched.push(id);
+            table.touched.push(id);
         }
-        if entry.outbox.len() <= self.max_outbox {
+        if entry.outbox.len() <= table.max_outbox {
             return Ok(());
         }
         // A reader this far behind is cut off: what is queued is dropped (keeping the frame in
         // progress whole) and a Close frame follows it. The close timeout ends the connection
         // if the peer never reads that either.
-        entry.outbox.drop_queued();
-        let mut close = Vec::new();
+        entry.outbox.drop_queued(&mut table.pool);
+        let mut close = table.pool.take();
         let reason = "outbound queue over limit: reading too slowly";
-        if entry.conn.close(&mut close, CloseCode::POLICY_VIOLATION, reason, self.now).is_ok() {
-            entry.outbox.push(Bytes::from(close));
-        }
+        let _ = entry.conn.close(&mut close, CloseCode::POLICY_VIOLATION, reason, self.now);
+        entry.outbox.push_owned(close, &mut table.pool);
         Err(SendError::Overflow)
     }
 }

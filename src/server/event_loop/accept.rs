@@ -45,7 +45,7 @@ impl<H: Handler> Server<H> {
     /// Puts an accepted connection in the table, or refuses it with 503 when the server or
     /// its peer address is at its cap.
     fn admit(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
-        let active = self.conns.len() - self.refusing;
+        let active = self.table.conns.len() - self.refusing;
         let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
         let refusal = if active >= self.options.max_connections {
             Some("server at connection limit")
@@ -64,7 +64,7 @@ impl<H: Handler> Server<H> {
         if let Some(reason) = refusal {
             conn.refuse(&mut response, 503, "Retry-After: 1\r\n", reason, now);
         }
-        let Some(id) = self.conns.insert_with(|_| Entry {
+        let Some(id) = self.table.conns.insert_with(|_| Entry {
             stream,
             conn,
             outbox: Outbox::default(),
@@ -83,7 +83,7 @@ impl<H: Handler> Server<H> {
             None => *self.per_ip.entry(ip).or_insert(0) += 1,
         }
         let registry = self.poll.registry();
-        let Some(entry) = self.conns.get_mut(id) else { return };
+        let Some(entry) = self.table.conns.get_mut(id) else { return };
         if registry.register(&mut entry.stream, Token(id.to_token()), Interest::READABLE).is_err() {
             self.remove(id, now, CloseCode::ABNORMAL, "register failed");
             return;

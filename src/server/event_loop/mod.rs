@@ -4,7 +4,7 @@
 mod accept;
 mod serve;
 
-use super::{Ctx, Entry, Handler, Options, Slab};
+use super::{Ctx, Handler, Options, Pool, Slab, Table};
 use crate::close::CloseCode;
 use crate::connection::{Config, Event};
 use crate::server::ConnId;
@@ -50,7 +50,8 @@ pub struct Server<H> {
     options: Options,
     config: Arc<Config>,
     handler: H,
-    conns: Slab<Entry>,
+    /// The connections and what handlers reach through [`Ctx`].
+    table: Table,
     /// The read buffer shared by every connection.
     read_buf: Vec<u8>,
     /// The output of the connection being served, written once per wakeup.
@@ -58,8 +59,6 @@ pub struct Server<H> {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Connections with input left after their read budget, served again without blocking.
     ready: VecDeque<ConnId>,
-    /// Connections that a handler sent to during the current call.
-    touched: Vec<ConnId>,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
     accept_paused_until: Option<Instant>,
@@ -85,13 +84,17 @@ impl<H: Handler> Server<H> {
             local_addr,
             config: Arc::new(options.connection.clone()),
             read_buf: vec![0; options.read_buffer_size.max(1)],
+            table: Table {
+                conns: Slab::new(),
+                pool: Pool::default(),
+                touched: Vec::new(),
+                max_outbox: options.max_outbox,
+            },
             options,
             handler,
-            conns: Slab::new(),
             cork: Vec::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
-            touched: Vec::new(),
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
             accept_paused_until: None,
@@ -129,7 +132,7 @@ impl<H: Handler> Server<H> {
             if self.shutdown.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
             }
-            if self.shutdown_deadline.is_some_and(|at| now >= at || self.conns.len() == 0) {
+            if self.shutdown_deadline.is_some_and(|at| now >= at || self.table.conns.len() == 0) {
                 return Ok(());
             }
             let timeout = self.poll_timeout(now);
@@ -171,10 +174,10 @@ impl<H: Handler> Server<H> {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        let ids: Vec<ConnId> = self.conns.iter().map(|(id, _)| id).collect();
+        let ids: Vec<ConnId> = self.table.conns.iter().map(|(id, _)| id).collect();
         let mut cork = std::mem::take(&mut self.cork);
         for id in ids {
-            let Some(entry) = self.conns.get_mut(id) else { continue };
+            let Some(entry) = self.table.conns.get_mut(id) else { continue };
             match entry.conn.state() {
                 // §7.4.1 1001: "an endpoint is "going away", such as a server going down".
                 State::Open => {
@@ -218,7 +221,7 @@ impl<H: Handler> Server<H> {
                 break;
             }
             self.timers.pop();
-            let Some(entry) = self.conns.get_mut(id) else { continue };
+            let Some(entry) = self.table.conns.get_mut(id) else { continue };
             if entry.scheduled != Some(at) {
                 continue;
             }
@@ -250,14 +253,7 @@ impl<H: Handler> Server<H> {
             return;
         }
         let mut cork = std::mem::take(&mut self.cork);
-        let mut ctx = Ctx {
-            current: None,
-            now,
-            max_outbox: self.options.max_outbox,
-            conns: &mut self.conns,
-            out: &mut cork,
-            touched: &mut self.touched,
-        };
+        let mut ctx = Ctx { current: None, now, table: &mut self.table, out: &mut cork };
         self.handler.on_timeout(&mut ctx);
         cork.clear();
         self.cork = cork;
@@ -267,18 +263,8 @@ impl<H: Handler> Server<H> {
     /// Drops connection `id`, telling the handler if it had been opened.
     fn remove(&mut self, id: ConnId, now: Instant, code: CloseCode, reason: &str) {
         let mut scratch = Vec::new();
-        notify_close(
-            self.options.max_outbox,
-            &mut self.conns,
-            &mut self.handler,
-            &mut self.touched,
-            id,
-            now,
-            &mut scratch,
-            code,
-            reason,
-        );
-        if let Some(mut entry) = self.conns.remove(id) {
+        notify_close(&mut self.table, &mut self.handler, id, now, &mut scratch, code, reason);
+        if let Some(mut entry) = self.table.conns.remove(id) {
             let _ = self.poll.registry().deregister(&mut entry.stream);
             match entry.peer {
                 Some(ip) => {

@@ -5,7 +5,7 @@
 use super::Server;
 use crate::close::CloseCode;
 use crate::connection::Event;
-use crate::server::{Closed, ConnId, Ctx, Entry, Handler, Slab};
+use crate::server::{Closed, ConnId, Ctx, Entry, Handler, Table};
 use crate::state::State;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -17,11 +17,13 @@ use std::time::Instant;
 impl<H: Handler> Server<H> {
     /// Handles readiness of connection `id`: writes what waits, reads what came, and settles.
     pub(super) fn serve(&mut self, id: ConnId, now: Instant, readable: bool, writable: bool) {
-        let Some(entry) = self.conns.get_mut(id) else {
+        let Some(entry) = self.table.conns.get_mut(id) else {
             // A stale event for a connection that is gone (its slot may hold a new one).
             return;
         };
-        if writable && !entry.outbox.is_empty() && entry.outbox.write_to(&mut entry.stream).is_err()
+        if writable
+            && !entry.outbox.is_empty()
+            && entry.outbox.write_to(&mut entry.stream, &mut self.table.pool).is_err()
         {
             self.remove(id, now, CloseCode::ABNORMAL, "write failed");
             return;
@@ -39,11 +41,11 @@ impl<H: Handler> Server<H> {
                 return;
             }
         }
-        let Some(entry) = self.conns.get_mut(id) else { return };
+        let Some(entry) = self.table.conns.get_mut(id) else { return };
         if readable || entry.read_paused {
             self.read(id, now);
         }
-        if self.conns.get_mut(id).is_some() {
+        if self.table.conns.get_mut(id).is_some() {
             self.settle(id);
         }
     }
@@ -54,14 +56,18 @@ impl<H: Handler> Server<H> {
         let mut cork = std::mem::take(&mut self.cork);
         let mut budget = self.options.read_budget;
         let mut ended = None;
-        while let Some(entry) = self.conns.get_mut(id) {
+        // An incomplete frame left at the front of the read buffer by the last read, to be
+        // completed by the next one (frames up to half the buffer are decoded in place).
+        let mut kept = 0;
+        let max_tail = self.read_buf.len() / 2;
+        while let Some(entry) = self.table.conns.get_mut(id) {
             if entry.outbox.len() + cork.len() > self.options.read_pause_outbox {
                 entry.read_paused = true;
                 break;
             }
             entry.read_paused = false;
             entry.conn.set_output_backlogged(!entry.outbox.is_empty());
-            let n = match entry.stream.read(&mut self.read_buf) {
+            let n = match entry.stream.read(&mut self.read_buf[kept..]) {
                 Ok(0) => {
                     ended = Some("peer closed TCP");
                     break;
@@ -74,16 +80,12 @@ impl<H: Handler> Server<H> {
                     break;
                 }
             };
-            process(
-                self.options.max_outbox,
-                &mut self.conns,
-                &mut self.handler,
-                &mut self.touched,
-                &mut self.read_buf[..n],
-                id,
-                now,
-                &mut cork,
-            );
+            let filled = kept + n;
+            let input = &mut self.read_buf[..filled];
+            let tail =
+                process(&mut self.table, &mut self.handler, input, max_tail, id, now, &mut cork);
+            self.read_buf.copy_within(tail..filled, 0);
+            kept = filled - tail;
             self.flush_touched(now);
             budget = budget.saturating_sub(n);
             if budget == 0 || cork.len() >= self.read_buf.len() {
@@ -92,11 +94,18 @@ impl<H: Handler> Server<H> {
                 break;
             }
         }
+        if kept > 0 {
+            // The buffer is shared: what is left of a frame moves into the connection.
+            let input = &mut self.read_buf[..kept];
+            process(&mut self.table, &mut self.handler, input, 0, id, now, &mut cork);
+            self.flush_touched(now);
+        }
         let write_failed = self.write_cork(id, &mut cork).is_err();
         cork.clear();
         self.cork = cork;
         if let Some(reason) = ended {
-            let closing = self.conns.get_mut(id).is_some_and(|e| e.conn.state() == State::Closed);
+            let closing =
+                self.table.conns.get_mut(id).is_some_and(|e| e.conn.state() == State::Closed);
             let code = if closing { CloseCode::NORMAL } else { CloseCode::ABNORMAL };
             self.remove(id, now, code, reason);
         } else if write_failed {
@@ -106,27 +115,27 @@ impl<H: Handler> Server<H> {
 
     /// Writes this wakeup's output for `id`, after anything already waiting in its outbox.
     pub(super) fn write_cork(&mut self, id: ConnId, cork: &mut Vec<u8>) -> io::Result<()> {
-        let Some(entry) = self.conns.get_mut(id) else { return Ok(()) };
+        let Some(entry) = self.table.conns.get_mut(id) else { return Ok(()) };
         if cork.is_empty() {
             return Ok(());
         }
         if !entry.outbox.is_empty() {
-            entry.outbox.keep_unwritten(cork, 0);
-            return entry.outbox.write_to(&mut entry.stream);
+            entry.outbox.keep_unwritten(cork, 0, &mut self.table.pool);
+            return entry.outbox.write_to(&mut entry.stream, &mut self.table.pool);
         }
         let written = write_some(&mut entry.stream, cork)?;
         if written < cork.len() {
-            entry.outbox.keep_unwritten(cork, written);
+            entry.outbox.keep_unwritten(cork, written, &mut self.table.pool);
         }
         Ok(())
     }
 
     /// Writes the outboxes that handlers filled during the last call.
     pub(super) fn flush_touched(&mut self, now: Instant) {
-        while let Some(id) = self.touched.pop() {
-            let Some(entry) = self.conns.get_mut(id) else { continue };
+        while let Some(id) = self.table.touched.pop() {
+            let Some(entry) = self.table.conns.get_mut(id) else { continue };
             entry.touched = false;
-            if entry.outbox.write_to(&mut entry.stream).is_err() {
+            if entry.outbox.write_to(&mut entry.stream, &mut self.table.pool).is_err() {
                 self.remove(id, now, CloseCode::ABNORMAL, "write failed");
             } else {
                 self.settle(id);
@@ -137,7 +146,7 @@ impl<H: Handler> Server<H> {
     /// Brings the registration, the timer and the TCP teardown of `id` in line with its state.
     pub(super) fn settle(&mut self, id: ConnId) {
         let registry = self.poll.registry();
-        let Some(entry) = self.conns.get_mut(id) else { return };
+        let Some(entry) = self.table.conns.get_mut(id) else { return };
         if entry.conn.state() == State::Closed && entry.outbox.is_empty() && !entry.write_shut {
             // §7.1.1: the server closes the TCP connection first. Our FIN goes after the last
             // byte; input is still read (and ignored) until the peer's FIN, so that closing
@@ -170,80 +179,83 @@ impl<H: Handler> Server<H> {
     }
 }
 
-/// Feeds one read's bytes to connection `id` and dispatches its events.
-#[allow(clippy::too_many_arguments)]
+/// Feeds one read's bytes to connection `id` and dispatches its events. Returns where an
+/// incomplete frame of at most `max_tail` bytes starts (the input's length if there is none).
 fn process<H: Handler>(
-    max_outbox: usize,
-    conns: &mut Slab<Entry>,
+    table: &mut Table,
     handler: &mut H,
-    touched: &mut Vec<ConnId>,
     input: &mut [u8],
+    max_tail: usize,
     id: ConnId,
     now: Instant,
     cork: &mut Vec<u8>,
-) {
+) -> usize {
     let mut pos = 0;
+    let mut tail = input.len();
+    if let Some(entry) = table.conns.get_mut(id) {
+        // A buffer from the pool, in case a message arrives in pieces.
+        if let Some(spare) = entry.conn.lend_buffer(table.pool.take()) {
+            table.pool.give(spare);
+        }
+    }
     while pos < input.len() {
-        let Some(entry) = conns.get_mut(id) else { return };
-        let received = entry.conn.receive(&mut input[pos..], now, cork);
+        let Some(entry) = table.conns.get_mut(id) else { return input.len() };
+        let received = entry.conn.receive_keeping_tail(&mut input[pos..], max_tail, now, cork);
         pos += received.consumed;
         let Some(event) = received.event else {
-            if received.consumed == 0 {
-                return;
+            if pos < input.len() {
+                // An incomplete frame: the caller keeps it for the next read.
+                tail = pos;
+                break;
             }
             continue;
         };
         match event {
             Event::Opened(opened) => {
                 entry.open_notified = true;
-                let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out: cork, touched };
+                let mut ctx = Ctx { current: Some(id), now, table: &mut *table, out: &mut *cork };
                 handler.on_open(&mut ctx, &opened);
             }
             Event::Message(message) => {
-                let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out: cork, touched };
-                handler.on_message(&mut ctx, message);
+                let mut ctx = Ctx { current: Some(id), now, table: &mut *table, out: &mut *cork };
+                handler.on_message(&mut ctx, &message);
+                if let Some(buffer) = message.into_buffer() {
+                    table.pool.give(buffer);
+                }
             }
             Event::Closed { code, reason } => {
                 let code = code.unwrap_or(CloseCode::NO_STATUS);
-                notify_close(max_outbox, conns, handler, touched, id, now, cork, code, &reason);
+                notify_close(table, handler, id, now, cork, code, &reason);
             }
             Event::Failed(error) => {
-                notify_close(
-                    max_outbox,
-                    conns,
-                    handler,
-                    touched,
-                    id,
-                    now,
-                    cork,
-                    error.close_code(),
-                    error.reason(),
-                );
+                let (code, reason) = (error.close_code(), error.reason());
+                notify_close(table, handler, id, now, cork, code, reason);
             }
             Event::Rejected(_) | Event::Served(_) | Event::TimedOut(_) => {}
         }
     }
+    if let Some(buffer) = table.conns.get_mut(id).and_then(|e| e.conn.reclaim_buffer()) {
+        table.pool.give(buffer);
+    }
+    tail
 }
 
 /// Calls [`Handler::on_close`] once for a connection that was opened.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn notify_close<H: Handler>(
-    max_outbox: usize,
-    conns: &mut Slab<Entry>,
+    table: &mut Table,
     handler: &mut H,
-    touched: &mut Vec<ConnId>,
     id: ConnId,
     now: Instant,
     out: &mut Vec<u8>,
     code: CloseCode,
     reason: &str,
 ) {
-    let Some(entry) = conns.get_mut(id) else { return };
+    let Some(entry) = table.conns.get_mut(id) else { return };
     if !std::mem::take(&mut entry.open_notified) {
         return;
     }
     let closed = Closed { code, reason: reason.to_owned() };
-    let mut ctx = Ctx { current: Some(id), now, max_outbox, conns, out, touched };
+    let mut ctx = Ctx { current: Some(id), now, table, out };
     handler.on_close(&mut ctx, &closed);
 }
 
