@@ -33,6 +33,8 @@ options (defaults: chat / echo):
   --close-timeout SECS      time for the peer to answer a Close and close TCP [10]
   --ping-interval SECS      keepalive Ping after this long without a Pong, 0 = off [20]
   --pong-timeout SECS       close (1011) a peer whose Pong is this late [20]
+  --trace                   log every handshake, frame header and state change, with its
+                            RFC 6455 section, to standard error
 chat only:
   --heartbeat SECS          the tutorial's app-level heartbeat message, 0 = off [5]
   --history N               recent messages sent to a new client [50]
@@ -133,6 +135,10 @@ impl Settings {
             if flag == "-h" || flag == "--help" {
                 print!("{USAGE}");
                 std::process::exit(0);
+            }
+            if flag == "--trace" {
+                self.options.connection.trace = true;
+                continue;
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let number =

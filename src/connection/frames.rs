@@ -2,7 +2,7 @@
 //! payloads unmasked and validated piece by piece, messages delivered in place when they fit
 //! one read, control frames answered, violations turned into a Close with their code.
 
-use super::{Connection, Event, Received, write_close};
+use super::{Connection, Event, Received};
 use crate::close::parse_close_body;
 use crate::error::ProtocolError;
 use crate::frame::{self, FrameHeader, MAX_HEADER_LEN, OpCode};
@@ -216,6 +216,8 @@ impl Connection {
         let available = (input.len() - *pos) as u64;
         let whole = header.payload_len <= available;
         let key = header.mask.unwrap_or_default();
+        let here = usize::try_from(header.payload_len.min(available)).unwrap_or(0);
+        self.trace_received(&header, &input[*pos..*pos + here]);
         if whole && header.opcode.is_control() {
             // The whole control frame is here: handle it where it lies.
             let end = *pos + header.payload_len as usize;
@@ -300,7 +302,7 @@ impl Connection {
                         owed.extend_from_slice(payload);
                     } else {
                         self.owed_pong = None;
-                        frame::write_frame(out, OpCode::Pong, payload);
+                        self.write_frame(out, OpCode::Pong, payload);
                     }
                 }
                 Ok(None)
@@ -319,7 +321,7 @@ impl Connection {
                     // §5.5.1: "If an endpoint receives a Close frame and did not previously send
                     // a Close frame, the endpoint MUST send a Close frame in response. [...] it
                     // typically echos the status code it received."
-                    write_close(out, body.code, "");
+                    self.write_close(out, body.code, "");
                 }
                 let event = Event::Closed { code: body.code, reason: body.reason.to_owned() };
                 self.transition(State::Closed, Some(now));
@@ -335,7 +337,7 @@ impl Connection {
     /// one was sent already), then stop interpreting input.
     fn fail(&mut self, error: ProtocolError, now: Instant, out: &mut Vec<u8>) -> Event<'static> {
         if self.state == State::Open {
-            write_close(out, Some(error.close_code()), error.reason());
+            self.write_close(out, Some(error.close_code()), error.reason());
         }
         self.transition(State::Closed, Some(now));
         Event::Failed(error)

@@ -24,6 +24,7 @@
 
 mod frames;
 mod opening;
+mod trace;
 
 use crate::close::CloseCode;
 use crate::error::ProtocolError;
@@ -65,6 +66,8 @@ pub struct Config {
     pub pages: Vec<Page>,
     /// The one path WebSockets are opened at (`None`: any path).
     pub websocket_path: Option<String>,
+    /// Record a line per handshake, frame and state change (`Connection::take_trace`).
+    pub trace: bool,
     /// Origins allowed to open a WebSocket (§10.2), compared case-insensitively; empty: any.
     /// A request without an Origin header (not from a browser) is not refused by this list.
     pub allowed_origins: Vec<String>,
@@ -86,6 +89,7 @@ impl Default for Config {
             pages: Vec::new(),
             websocket_path: None,
             allowed_origins: Vec::new(),
+            trace: false,
         }
     }
 }
@@ -177,13 +181,15 @@ pub struct Connection {
     backlogged: bool,
     /// The payload of the latest Ping not answered yet (only while backlogged).
     owed_pong: Option<Vec<u8>>,
+    /// Trace lines not yet taken, when tracing is on.
+    trace: Option<Vec<String>>,
 }
 
 impl Connection {
     /// A connection whose TCP connection was accepted at `now`, awaiting the opening handshake.
     pub fn new(config: Arc<Config>, now: Instant) -> Connection {
         let deadline = Some(now + config.handshake_timeout);
-        Connection {
+        let mut conn = Connection {
             config,
             state: State::Connecting,
             deadline,
@@ -200,7 +206,14 @@ impl Connection {
             pong_due: None,
             backlogged: false,
             owed_pong: None,
+            trace: None,
+        };
+        if conn.config.trace {
+            conn.trace = Some(vec![
+                "§4.1 TCP connection accepted, waiting for the opening handshake".into(),
+            ]);
         }
+        conn
     }
 
     /// The connection's state.
@@ -234,6 +247,7 @@ impl Connection {
     /// frees buffers the new state cannot use.
     fn transition(&mut self, next: State, now: Option<Instant>) {
         debug_assert!(self.state.can_become(next), "{:?} -> {next:?}", self.state);
+        self.trace_state(self.state, next);
         self.state = next;
         self.deadline = match next {
             State::Open => None,
@@ -349,7 +363,7 @@ impl Connection {
         if reason.len() > 123 {
             return Err(SendError::ControlFrameTooLong);
         }
-        write_close(out, Some(code), reason);
+        self.write_close(out, Some(code), reason);
         self.transition(State::CloseSent, Some(now));
         Ok(())
     }
@@ -366,7 +380,7 @@ impl Connection {
         if let Some(payload) = self.owed_pong.take()
             && self.state == State::Open
         {
-            frame::write_frame(out, OpCode::Pong, &payload);
+            self.write_frame(out, OpCode::Pong, &payload);
         }
     }
 
@@ -383,7 +397,7 @@ impl Connection {
         payload: &[u8],
     ) -> Result<(), SendError> {
         self.can_send()?;
-        frame::write_frame(out, opcode, payload);
+        self.write_frame(out, opcode, payload);
         Ok(())
     }
 
@@ -406,14 +420,14 @@ impl Connection {
         }
         if self.pong_due.is_some_and(|due| now >= due) {
             // The peer has not answered a Ping: it is gone, or not reading.
-            write_close(out, Some(CloseCode::INTERNAL_ERROR), "ping timeout");
+            self.write_close(out, Some(CloseCode::INTERNAL_ERROR), "ping timeout");
             self.transition(State::Closed, None);
             return Some(Event::TimedOut(was));
         }
         if self.ping_due.is_some_and(|due| now >= due) {
             // §5.5.2: "A Ping frame MAY be sent [...] as a keepalive or as a means to verify
             // that the remote endpoint is still responsive."
-            frame::write_frame(out, OpCode::Ping, b"");
+            self.write_frame(out, OpCode::Ping, b"");
             self.ping_due = None;
             self.pong_due = Some(now + self.config.pong_timeout);
         }
@@ -421,19 +435,27 @@ impl Connection {
     }
 }
 
-/// Appends a Close frame with an optional code and a reason (only sent with a code).
-fn write_close(out: &mut Vec<u8>, code: Option<CloseCode>, reason: &str) {
-    let mut body = [0u8; 125];
-    let len = match code {
-        None => 0,
-        Some(code) => {
-            let reason = &reason.as_bytes()[..reason.len().min(123)];
-            body[..2].copy_from_slice(&code.0.to_be_bytes());
-            body[2..2 + reason.len()].copy_from_slice(reason);
-            2 + reason.len()
-        }
-    };
-    frame::write_frame(out, OpCode::Close, &body[..len]);
+impl Connection {
+    /// Appends a frame we send (unmasked, FIN set) to `out`.
+    fn write_frame(&mut self, out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+        self.trace_sent(opcode, payload);
+        frame::write_frame(out, opcode, payload);
+    }
+
+    /// Appends a Close frame with an optional code and a reason (only sent with a code).
+    fn write_close(&mut self, out: &mut Vec<u8>, code: Option<CloseCode>, reason: &str) {
+        let mut body = [0u8; 125];
+        let len = match code {
+            None => 0,
+            Some(code) => {
+                let reason = &reason.as_bytes()[..reason.len().min(123)];
+                body[..2].copy_from_slice(&code.0.to_be_bytes());
+                body[2..2 + reason.len()].copy_from_slice(reason);
+                2 + reason.len()
+            }
+        };
+        self.write_frame(out, OpCode::Close, &body[..len]);
+    }
 }
 
 #[cfg(test)]

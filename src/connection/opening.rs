@@ -71,7 +71,19 @@ impl Connection {
 
     /// Answers a complete request head: writes the 101 response or a page into `out`, or
     /// returns the handshake error for the caller to answer.
-    fn answer_head(&self, head: &[u8], out: &mut Vec<u8>) -> Result<Answer, HandshakeError> {
+    fn answer_head(&mut self, head: &[u8], out: &mut Vec<u8>) -> Result<Answer, HandshakeError> {
+        self.trace(|| format!("§4.2.1 <- {}", first_line(head)));
+        let start = out.len();
+        let answer = self.answer_parsed_head(head, out);
+        // Handshake errors are written by the caller; the others are in `out` now.
+        self.trace(|| match &answer {
+            Err(error) => format!("§4.2.2 -> HTTP/1.1 {error}"),
+            Ok(_) => format!("§4.2.2 -> {}", first_line(&out[start..])),
+        });
+        answer
+    }
+
+    fn answer_parsed_head(&self, head: &[u8], out: &mut Vec<u8>) -> Result<Answer, HandshakeError> {
         let config = &self.config;
         let head = handshake::parse_head(head, config.max_headers, &config.subprotocols)?;
         match http::route(&head, &config.pages, config.websocket_path.as_deref()) {
@@ -102,4 +114,10 @@ impl Connection {
             origin: request.origin.map(str::to_owned),
         }))
     }
+}
+
+/// The first line of an HTTP head, for the trace.
+fn first_line(bytes: &[u8]) -> String {
+    let line = bytes.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+    String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned()
 }

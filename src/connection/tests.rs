@@ -520,3 +520,30 @@ fn an_incomplete_frame_within_the_tail_limit_is_left_unconsumed() {
     let r = conn.receive_keeping_tail(&mut input[first..], 4, now, &mut out);
     assert_eq!((r.consumed, r.event), (rest, None));
 }
+
+#[test]
+fn trace_records_the_handshake_frames_and_states_only_when_on() {
+    let (mut quiet, now) = open_connection();
+    feed(&mut quiet, now, &frame(true, OpCode::Text, b"Hello"), &[]);
+    assert!(quiet.take_trace().is_empty());
+
+    let config = Arc::new(Config { trace: true, ..Config::default() });
+    let mut conn = Connection::new(config, now);
+    let mut out = Vec::new();
+    conn.receive(&mut REQUEST.to_vec(), now, &mut out);
+    let mut hello = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    conn.receive(&mut hello, now, &mut out);
+    conn.send_text(&mut out, "Hello").unwrap();
+    assert_eq!(
+        conn.take_trace(),
+        [
+            "§4.1 TCP connection accepted, waiting for the opening handshake",
+            "§4.2.1 <- GET /chat HTTP/1.1",
+            "§4.2.2 -> HTTP/1.1 101 Switching Protocols",
+            "§4.2.2 state Connecting -> Open",
+            "<- §5.6 frame fin=1 rsv=000 op=Text(0x1) mask=37fa213d len=5 \"Hello\"",
+            "-> §5.6 frame fin=1 rsv=000 op=Text(0x1) mask=- len=5 \"Hello\"",
+        ]
+    );
+    assert!(conn.take_trace().is_empty(), "taken lines are gone");
+}

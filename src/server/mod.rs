@@ -225,6 +225,7 @@ impl Ctx<'_> {
     pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> Result<(), SendError> {
         let entry = self.table.conns.get_mut(id).ok_or(SendError::NotOpen)?;
         entry.conn.can_send()?;
+        entry.conn.trace_shared_frame(frame.bytes());
         if Some(id) == self.current {
             self.out.extend_from_slice(frame.bytes());
             return Ok(());

@@ -8,6 +8,12 @@ pub struct ConnId {
     pub(crate) generation: u32,
 }
 
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.index, self.generation)
+    }
+}
+
 impl ConnId {
     /// Packs the id into a mio token value: the generation above the index.
     pub(crate) fn to_token(self) -> usize {

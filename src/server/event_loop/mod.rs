@@ -265,6 +265,10 @@ impl<H: Handler> Server<H> {
         let mut scratch = Vec::new();
         notify_close(&mut self.table, &mut self.handler, id, now, &mut scratch, code, reason);
         if let Some(mut entry) = self.table.conns.remove(id) {
+            if self.options.connection.trace {
+                serve::print_trace(id, &mut entry.conn);
+                eprintln!("[conn {id}] TCP closed ({} {reason})", code.0);
+            }
             let _ = self.poll.registry().deregister(&mut entry.stream);
             match entry.peer {
                 Some(ip) => {

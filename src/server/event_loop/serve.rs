@@ -4,7 +4,7 @@
 
 use super::Server;
 use crate::close::CloseCode;
-use crate::connection::Event;
+use crate::connection::{Connection, Event};
 use crate::server::{Closed, ConnId, Ctx, Entry, Handler, Table};
 use crate::state::State;
 use mio::net::TcpStream;
@@ -147,12 +147,18 @@ impl<H: Handler> Server<H> {
     pub(super) fn settle(&mut self, id: ConnId) {
         let registry = self.poll.registry();
         let Some(entry) = self.table.conns.get_mut(id) else { return };
+        if self.options.connection.trace {
+            print_trace(id, &mut entry.conn);
+        }
         if entry.conn.state() == State::Closed && entry.outbox.is_empty() && !entry.write_shut {
             // §7.1.1: the server closes the TCP connection first. Our FIN goes after the last
             // byte; input is still read (and ignored) until the peer's FIN, so that closing
             // with unread input does not reset the connection and destroy the Close frame.
             entry.write_shut = true;
             let _ = entry.stream.shutdown(Shutdown::Write);
+            if self.options.connection.trace {
+                eprintln!("[conn {id}] §7.1.1 the server closes TCP first: FIN sent");
+            }
         }
         let want_writable = !entry.outbox.is_empty();
         if want_writable != entry.writable_interest {
@@ -257,6 +263,13 @@ pub(super) fn notify_close<H: Handler>(
     let closed = Closed { code, reason: reason.to_owned() };
     let mut ctx = Ctx { current: Some(id), now, table, out };
     handler.on_close(&mut ctx, &closed);
+}
+
+/// `--trace`: the connection's lines, to standard error, each marked with its id.
+pub(super) fn print_trace(id: ConnId, conn: &mut Connection) {
+    for line in conn.take_trace() {
+        eprintln!("[conn {id}] {line}");
+    }
 }
 
 fn reregister(
