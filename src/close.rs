@@ -29,7 +29,7 @@ impl CloseCode {
     /// a Close control frame". Never on the wire.
     pub const ABNORMAL: CloseCode = CloseCode(1006);
     /// 1007: "data within a message that was not consistent with the type of the message (e.g.,
-    /// non-UTF-8 [RFC3629] data within a text message)."
+    /// non-UTF-8 \[RFC3629\] data within a text message)."
     pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
     /// 1008: "a message that violates its policy."
     pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);

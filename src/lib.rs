@@ -20,9 +20,69 @@
 //! 6. [`handshake`]: §4.2 the server's opening handshake.
 //! 7. [`state`] and [`connection`]: one connection as a sans-I/O state machine.
 //! 8. [`server`]: the mio event loop and the [`server::Handler`] API.
+//! 9. [`echo`] and [`chat`]: two handlers; [`http`] serves the chat page on the same port.
 //!
 //! Nothing below [`server`] performs I/O or reads the clock: the protocol can be tested, fuzzed
-//! and driven by any transport.
+//! and driven by any transport. Long explanations live in `docs/`: `architecture.md` (the
+//! layers and how bytes and time flow through them), `protocol.md` (a session byte by byte),
+//! `rfc-map.md` (every requirement of the RFC, where it is enforced and tested),
+//! `security.md` (limits and their defaults).
+//!
+//! # The sans-I/O core, in memory
+//!
+//! A [`Connection`] takes bytes and the time, and gives events and bytes to send. Here a client's
+//! opening handshake and the RFC's own masked `Hello` (§5.7) go in, and the 101 response and an
+//! unmasked echo come out; no socket anywhere.
+//!
+//! ```
+//! use rfc6455::{Config, Connection, Event, Message};
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//!
+//! let now = Instant::now();
+//! let mut conn = Connection::new(Arc::new(Config::default()), now);
+//! let mut out = Vec::new();
+//!
+//! // 1. The opening handshake (RFC 6455 §1.3's example key).
+//! let mut request = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+//!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+//!     Sec-WebSocket-Version: 13\r\n\r\n".to_vec();
+//! let received = conn.receive(&mut request, now, &mut out);
+//! assert!(matches!(received.event, Some(Event::Opened(_))));
+//! let response = String::from_utf8(std::mem::take(&mut out)).unwrap();
+//! assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+//!
+//! // 2. A masked text frame in, its text out (unmasked in place, not copied).
+//! let mut frame = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+//! let received = conn.receive(&mut frame, now, &mut out);
+//! let Some(Event::Message(message)) = received.event else { panic!("a message") };
+//! assert_eq!(message.as_text(), Some("Hello"));
+//!
+//! // 3. Echo it: the server's frame is unmasked (§5.1), byte for byte as in §5.7.
+//! conn.send(&mut out, &message).unwrap();
+//! assert_eq!(out, [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
+//! ```
+//!
+//! The frame codec on its own round-trips too:
+//!
+//! ```
+//! use rfc6455::frame::{self, FrameHeader, OpCode};
+//!
+//! let mut bytes = Vec::new();
+//! frame::write_masked_frame(&mut bytes, true, 0, OpCode::Binary, &[1, 2, 3], [9, 8, 7, 6]);
+//! let (header, header_len) = frame::decode_header(&bytes).unwrap().unwrap();
+//! assert_eq!(header, FrameHeader {
+//!     fin: true, rsv: 0, opcode: OpCode::Binary, mask: Some([9, 8, 7, 6]), payload_len: 3,
+//! });
+//! let mut payload = bytes[header_len..].to_vec();
+//! rfc6455::mask::apply_mask(&mut payload, [9, 8, 7, 6], 0);
+//! assert_eq!(payload, [1, 2, 3]);
+//! // Half a header is "need more", not an error.
+//! assert_eq!(frame::decode_header(&bytes[..1]), Ok(None));
+//! ```
+//!
+//! `examples/` has the same core driven by a blocking `std` socket (`blocking_std.rs`), and a
+//! server with a handler of its own (`broadcast_counter.rs`).
 
 #![deny(missing_docs)]
 

@@ -35,3 +35,49 @@ fn check_test_names(doc: &str) {
 fn every_test_named_in_security_md_exists() {
     check_test_names("docs/security.md");
 }
+
+/// The markdown files people read.
+fn markdown_files() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for dir in ["docs", "tests/browser", "fuzz", "bench", "bench/peers"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
+            files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "md")),
+            );
+        }
+    }
+    files
+}
+
+#[test]
+fn relative_links_in_the_docs_resolve() {
+    let mut checked = 0;
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let dir = file.parent().unwrap();
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = rest[..end].split_whitespace().next().unwrap_or("");
+            if target.is_empty()
+                || target.starts_with('#')
+                || target.contains("://")
+                || target.starts_with("mailto:")
+            {
+                continue;
+            }
+            let path = target.split('#').next().unwrap_or(target);
+            assert!(
+                dir.join(path).exists(),
+                "{}: broken link to {target}",
+                file.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} links found");
+}
