@@ -2,14 +2,26 @@
 
 use std::path::Path;
 
-/// The source file that holds tests named `prefix::…` in the docs.
+/// The source of the tests named `prefix::…` in the docs, if `prefix` names a test module.
 fn source_for(prefix: &str) -> Option<String> {
-    let path = match prefix {
-        "hostile" | "chat" | "echo" => format!("tests/{prefix}.rs"),
-        "connection::tests" => "src/connection_tests.rs".to_owned(),
-        other => format!("src/{}.rs", other.strip_suffix("::tests")?),
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = match prefix {
+        "hostile" | "chat" | "echo" | "allocations" | "docs" | "protocol_doc" => {
+            vec![format!("tests/{prefix}.rs")]
+        }
+        other => {
+            let module = other.strip_suffix("::tests")?.replace("::", "/");
+            vec![
+                format!("src/{module}.rs"),
+                format!("src/{module}/tests.rs"),
+                format!("src/{module}/mod.rs"),
+            ]
+        }
     };
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).ok()
+    let sources: Vec<String> =
+        candidates.iter().filter_map(|c| std::fs::read_to_string(root.join(c)).ok()).collect();
+    assert!(!sources.is_empty(), "no source file for test module `{prefix}`");
+    Some(sources.concat())
 }
 
 /// Every `module::test_name` in backticks in `doc` names a test function that exists.
