@@ -2,7 +2,7 @@
 //! payloads unmasked and validated piece by piece, messages delivered in place when they fit
 //! one read, control frames answered, violations turned into a Close with their code.
 
-use super::{Connection, Event, Received};
+use super::{Connection, Event, Received, Timer};
 use crate::close::parse_close_body;
 use crate::error::ProtocolError;
 use crate::frame::{self, FrameHeader, MAX_HEADER_LEN, OpCode};
@@ -135,7 +135,7 @@ impl Connection {
                     apply_mask(chunk, key, (received % 4) as usize);
                 }
                 if header.opcode.is_control() {
-                    self.control.extend_from_slice(chunk);
+                    self.extras().control.extend_from_slice(chunk);
                 } else {
                     if self.message == Some(Kind::Text) {
                         self.utf8.feed(chunk).map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -149,7 +149,8 @@ impl Connection {
                 }
                 self.frame = AT_FRAME_START;
                 if header.opcode.is_control() {
-                    let payload = std::mem::take(&mut self.control);
+                    let payload = std::mem::take(&mut self.extras().control);
+                    self.tidy_extras();
                     return self.on_control(header.opcode, &payload, now, out);
                 }
                 self.finish_data_frame(header.fin)
@@ -297,11 +298,13 @@ impl Connection {
                 // read, that is what we do: one Pong owed, however many Pings.
                 if self.state == State::Open {
                     if self.backlogged {
-                        let owed = self.owed_pong.get_or_insert_with(Vec::new);
+                        let owed = self.extras().owed_pong.get_or_insert_with(Vec::new);
                         owed.clear();
                         owed.extend_from_slice(payload);
                     } else {
-                        self.owed_pong = None;
+                        if let Some(extras) = &mut self.extras {
+                            extras.owed_pong = None;
+                        }
                         self.write_frame(out, OpCode::Pong, payload);
                     }
                 }
@@ -310,8 +313,9 @@ impl Connection {
             // §5.5.3: "A Pong frame MAY be sent unsolicited. [...] A response to an unsolicited
             // Pong frame is not expected."
             OpCode::Pong => {
-                if self.pong_due.take().is_some() {
-                    self.ping_due = self.config.ping_interval.map(|interval| now + interval);
+                if self.timer == Timer::Pong {
+                    self.deadline = self.config.ping_interval.map(|interval| now + interval);
+                    self.timer = Timer::Ping;
                 }
                 Ok(None)
             }

@@ -153,14 +153,49 @@ pub enum SendError {
     Overflow,
 }
 
+/// What the connection's one deadline is for. A connection never waits for two things at once:
+/// in `Open` it waits for the time to Ping or for a Pong; in the other states, for the state's
+/// own deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// The handshake's, the closing handshake's, or the lingering TCP close's deadline.
+    State,
+    /// Time to send a keepalive Ping.
+    Ping,
+    /// The Pong for our Ping is overdue.
+    Pong,
+}
+
+/// Buffers that most connections never need, allocated together when one of them is.
+#[derive(Debug, Default)]
+struct Extras {
+    /// Opening handshake bytes that arrived in pieces.
+    head: Vec<u8>,
+    /// A control frame's payload that is arriving in pieces.
+    control: Vec<u8>,
+    /// The payload of the latest Ping not answered yet (only while backlogged).
+    owed_pong: Option<Vec<u8>>,
+    /// Trace lines not yet taken, when tracing is on.
+    trace: Option<Vec<String>>,
+}
+
+impl Extras {
+    fn is_idle(&self) -> bool {
+        self.head.capacity() == 0
+            && self.control.capacity() == 0
+            && self.owed_pong.is_none()
+            && self.trace.is_none()
+    }
+}
+
 /// One server-side WebSocket connection. See the module docs for the call order.
 #[derive(Debug)]
 pub struct Connection {
     config: Arc<Config>,
     state: State,
+    /// The next deadline, and what it is for.
     deadline: Option<Instant>,
-    /// Opening handshake bytes that arrived in pieces (empty, unallocated, once open).
-    head: Vec<u8>,
+    timer: Timer,
     frame: FrameState,
     /// The data message in progress, if its frames or bytes are arriving in pieces.
     message: Option<Kind>,
@@ -169,20 +204,12 @@ pub struct Connection {
     fragments: u32,
     assembled: Vec<u8>,
     utf8: Utf8Validator,
-    /// A control frame's payload that is arriving in pieces.
-    control: Vec<u8>,
     /// RSV bits an extension allows (none yet: permessage-deflate would allow RSV1 here).
     allowed_rsv: u8,
-    /// When to send the next keepalive Ping (while open and not waiting for a Pong).
-    ping_due: Option<Instant>,
-    /// When the Pong for our last Ping is overdue.
-    pong_due: Option<Instant>,
     /// The peer is not taking our output: answer only its latest Ping, later.
     backlogged: bool,
-    /// The payload of the latest Ping not answered yet (only while backlogged).
-    owed_pong: Option<Vec<u8>>,
-    /// Trace lines not yet taken, when tracing is on.
-    trace: Option<Vec<String>>,
+    /// The rarely needed buffers (`None` for almost every connection, almost all the time).
+    extras: Option<Box<Extras>>,
 }
 
 impl Connection {
@@ -193,27 +220,35 @@ impl Connection {
             config,
             state: State::Connecting,
             deadline,
-            head: Vec::new(),
+            timer: Timer::State,
             frame: AT_FRAME_START,
             message: None,
             message_len: 0,
             fragments: 0,
             assembled: Vec::new(),
             utf8: Utf8Validator::new(),
-            control: Vec::new(),
             allowed_rsv: 0,
-            ping_due: None,
-            pong_due: None,
             backlogged: false,
-            owed_pong: None,
-            trace: None,
+            extras: None,
         };
         if conn.config.trace {
-            conn.trace = Some(vec![
+            conn.extras().trace = Some(vec![
                 "§4.1 TCP connection accepted, waiting for the opening handshake".into(),
             ]);
         }
         conn
+    }
+
+    /// The rarely needed buffers, allocated on first use.
+    fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the rarely needed buffers once none of them holds anything.
+    fn tidy_extras(&mut self) {
+        if self.extras.as_ref().is_some_and(|extras| extras.is_idle()) {
+            self.extras = None;
+        }
     }
 
     /// The connection's state.
@@ -249,24 +284,25 @@ impl Connection {
         debug_assert!(self.state.can_become(next), "{:?} -> {next:?}", self.state);
         self.trace_state(self.state, next);
         self.state = next;
-        self.deadline = match next {
-            State::Open => None,
-            _ => now.map(|now| now + self.config.close_timeout),
+        (self.deadline, self.timer) = match (next, now) {
+            (State::Open, Some(now)) => {
+                (self.config.ping_interval.map(|interval| now + interval), Timer::Ping)
+            }
+            (State::Open, None) => (None, Timer::Ping),
+            (_, now) => (now.map(|now| now + self.config.close_timeout), Timer::State),
         };
-        self.pong_due = None;
-        self.ping_due = match (next, now, self.config.ping_interval) {
-            (State::Open, Some(now), Some(interval)) => Some(now + interval),
-            _ => None,
-        };
-        if next != State::Connecting {
-            self.head = Vec::new();
+        if let Some(extras) = &mut self.extras {
+            extras.head = Vec::new();
+            if next == State::Closed {
+                extras.owed_pong = None;
+                extras.control = Vec::new();
+            }
         }
         if next == State::Closed {
-            self.owed_pong = None;
             self.assembled = Vec::new();
-            self.control = Vec::new();
             self.message = None;
         }
+        self.tidy_extras();
     }
 
     /// Feeds bytes read from the peer. Unmasks them in place. Returns how many were used and at
@@ -377,11 +413,13 @@ impl Connection {
 
     /// Writes the Pong owed for the latest Ping received while backlogged, if any.
     pub fn write_owed_pong(&mut self, out: &mut Vec<u8>) {
-        if let Some(payload) = self.owed_pong.take()
+        let owed = self.extras.as_mut().and_then(|extras| extras.owed_pong.take());
+        if let Some(payload) = owed
             && self.state == State::Open
         {
             self.write_frame(out, OpCode::Pong, &payload);
         }
+        self.tidy_extras();
     }
 
     /// Whether a data frame may be sent now; the event loop asks before queueing a frame that
@@ -403,7 +441,7 @@ impl Connection {
 
     /// When [`Connection::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.deadline, self.ping_due, self.pong_due].into_iter().flatten().min()
+        self.deadline
     }
 
     /// Handles the passing of time: sends a keepalive Ping when one is due, and returns
@@ -411,27 +449,31 @@ impl Connection {
     /// at once).
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Event<'static>> {
         let was = self.state;
-        if self.deadline.is_some_and(|deadline| now >= deadline) {
-            self.deadline = None;
-            if was != State::Closed {
-                self.transition(State::Closed, None);
+        if self.deadline.is_none_or(|deadline| now < deadline) {
+            return None;
+        }
+        self.deadline = None;
+        match self.timer {
+            Timer::State => {
+                if was != State::Closed {
+                    self.transition(State::Closed, None);
+                }
+                Some(Event::TimedOut(was))
             }
-            return Some(Event::TimedOut(was));
+            Timer::Pong => {
+                // The peer has not answered a Ping: it is gone, or not reading.
+                self.write_close(out, Some(CloseCode::INTERNAL_ERROR), "ping timeout");
+                self.transition(State::Closed, None);
+                Some(Event::TimedOut(was))
+            }
+            Timer::Ping => {
+                // §5.5.2: "A Ping frame MAY be sent [...] as a keepalive or as a means to verify
+                // that the remote endpoint is still responsive."
+                self.write_frame(out, OpCode::Ping, b"");
+                (self.deadline, self.timer) = (Some(now + self.config.pong_timeout), Timer::Pong);
+                None
+            }
         }
-        if self.pong_due.is_some_and(|due| now >= due) {
-            // The peer has not answered a Ping: it is gone, or not reading.
-            self.write_close(out, Some(CloseCode::INTERNAL_ERROR), "ping timeout");
-            self.transition(State::Closed, None);
-            return Some(Event::TimedOut(was));
-        }
-        if self.ping_due.is_some_and(|due| now >= due) {
-            // §5.5.2: "A Ping frame MAY be sent [...] as a keepalive or as a means to verify
-            // that the remote endpoint is still responsive."
-            self.write_frame(out, OpCode::Ping, b"");
-            self.ping_due = None;
-            self.pong_due = Some(now + self.config.pong_timeout);
-        }
-        None
     }
 }
 

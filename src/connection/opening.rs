@@ -23,27 +23,29 @@ impl Connection {
         out: &mut Vec<u8>,
     ) -> Received<'a> {
         let max = self.config.max_head_size;
-        let (consumed, result) = if self.head.is_empty() {
+        let buffered = self.extras.as_ref().is_some_and(|extras| !extras.head.is_empty());
+        let (consumed, result) = if !buffered {
             // Common case: the whole head in one read, parsed where it lies.
             let window = &input[..input.len().min(max)];
             match handshake::find_head_end(window, 0) {
                 Some(end) => (end, self.answer_head(&input[..end], out)),
                 None if input.len() >= max => (input.len(), Err(HandshakeError::HeadTooLarge)),
                 None => {
-                    self.head.extend_from_slice(input);
+                    self.extras().head.extend_from_slice(input);
                     return Received { consumed: input.len(), event: None };
                 }
             }
         } else {
-            let scanned = self.head.len();
+            let head = &mut self.extras().head;
+            let scanned = head.len();
             let take = input.len().min(max - scanned);
-            self.head.extend_from_slice(&input[..take]);
-            match handshake::find_head_end(&self.head, scanned) {
+            head.extend_from_slice(&input[..take]);
+            match handshake::find_head_end(head, scanned) {
                 Some(end) => {
-                    let head = std::mem::take(&mut self.head);
+                    let head = std::mem::take(head);
                     (end - scanned, self.answer_head(&head[..end], out))
                 }
-                None if self.head.len() >= max => (take, Err(HandshakeError::HeadTooLarge)),
+                None if head.len() >= max => (take, Err(HandshakeError::HeadTooLarge)),
                 None => return Received { consumed: take, event: None },
             }
         };

@@ -14,14 +14,15 @@ const PREVIEW: usize = 24;
 impl Connection {
     /// Records a line if tracing is on; `line` is only called then.
     pub(super) fn trace(&mut self, line: impl FnOnce() -> String) {
-        if let Some(lines) = &mut self.trace {
+        if let Some(lines) = self.extras.as_mut().and_then(|extras| extras.trace.as_mut()) {
             lines.push(line());
         }
     }
 
     /// The lines recorded since the last call (none when tracing is off).
     pub fn take_trace(&mut self) -> Vec<String> {
-        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+        let lines = self.extras.as_mut().and_then(|extras| extras.trace.as_mut());
+        lines.map(std::mem::take).unwrap_or_default()
     }
 
     /// Records a frame header read from the peer, with a preview of the payload bytes that
@@ -53,7 +54,7 @@ impl Connection {
     /// Records a frame that was encoded once for many connections (a broadcast) and queued
     /// for this one.
     pub fn trace_shared_frame(&mut self, encoded: &[u8]) {
-        if self.trace.is_some()
+        if self.extras.as_ref().is_some_and(|extras| extras.trace.is_some())
             && let Ok(Some((header, n))) = crate::frame::decode_header(encoded)
         {
             self.trace_sent(header.opcode, &encoded[n..]);

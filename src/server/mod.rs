@@ -281,3 +281,13 @@ impl Ctx<'_> {
         Err(SendError::Overflow)
     }
 }
+#[cfg(test)]
+mod tests {
+    /// Idle connections cost what their table entry costs (every buffer is given back when
+    /// idle): keep it small. The whole budget is 512 bytes per connection (docs/benchmarks.md).
+    #[test]
+    fn a_table_entry_stays_small() {
+        assert!(std::mem::size_of::<crate::connection::Connection>() <= 112);
+        assert!(std::mem::size_of::<super::Entry>() <= 256);
+    }
+}
