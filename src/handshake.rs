@@ -63,6 +63,9 @@ pub enum HandshakeError {
     /// §4.1: the key "MUST be a nonce consisting of a randomly selected 16-byte value that has
     /// been base64-encoded"; this one does not decode to 16 bytes, or appears twice.
     InvalidKey,
+    /// §11.3.5: "The |Sec-WebSocket-Version| header field MUST NOT appear more than once in an
+    /// HTTP request" (unless the server answered 426 first, §4.4).
+    RepeatedVersion,
     /// §4.2.1 item 6: no |Sec-WebSocket-Version|.
     MissingVersion,
     /// §4.2.2: a version other than 13 gets "an appropriate HTTP error code (such as 426 Upgrade
@@ -107,6 +110,7 @@ impl HandshakeError {
             HandshakeError::MissingKey => "missing Sec-WebSocket-Key header",
             HandshakeError::InvalidKey => "Sec-WebSocket-Key must be base64 of 16 bytes",
             HandshakeError::MissingVersion => "missing Sec-WebSocket-Version header",
+            HandshakeError::RepeatedVersion => "Sec-WebSocket-Version appears more than once",
             HandshakeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version, use 13",
             HandshakeError::UnexpectedBody => "an upgrade request must not have a body",
             HandshakeError::HeadTooLarge => "request head too large",
@@ -170,6 +174,7 @@ pub struct RequestHead<'h> {
     key: Option<&'h [u8]>,
     repeated_key: bool,
     version: Option<&'h [u8]>,
+    repeated_version: bool,
     protocol: Option<&'h str>,
     body: bool,
 }
@@ -212,6 +217,7 @@ pub fn parse_head<'h>(
         key: None,
         repeated_key: false,
         version: None,
+        repeated_version: false,
         protocol: None,
         body: false,
     };
@@ -222,13 +228,15 @@ pub fn parse_head<'h>(
             parsed.host = true;
         } else if name.eq_ignore_ascii_case("upgrade") {
             parsed.upgrade_header = true;
-            parsed.upgrade_websocket |= value.eq_ignore_ascii_case(b"websocket");
+            // §4.1: the |Upgrade| value "MUST include the "websocket" keyword"; it may list
+            // other protocols too.
+            parsed.upgrade_websocket |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"websocket"));
         } else if name.eq_ignore_ascii_case("connection") {
             parsed.connection_upgrade |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
             parsed.repeated_key |= parsed.key.replace(value).is_some();
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-            parsed.version = Some(value);
+            parsed.repeated_version |= parsed.version.replace(value).is_some();
         } else if name.eq_ignore_ascii_case("origin") {
             parsed.origin = std::str::from_utf8(value).ok();
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
@@ -249,7 +257,15 @@ pub fn parse_head<'h>(
 impl<'h> RequestHead<'h> {
     /// The path of the target, without its query.
     pub fn path(&self) -> &'h str {
-        self.target.split('?').next().unwrap_or(self.target)
+        // An absolute-form target (`GET ws://host/chat`, RFC 7230 §5.3.2) names the same
+        // resource as its path.
+        let target = match self.target.split_once("://") {
+            Some((scheme, rest)) if !scheme.contains('/') => {
+                rest.find('/').map_or("/", |slash| &rest[slash..])
+            }
+            _ => self.target,
+        };
+        target.split('?').next().unwrap_or(target)
     }
 
     /// Whether the client asks for a WebSocket at all (an |Upgrade| header or a key). Such a
@@ -286,6 +302,9 @@ impl<'h> RequestHead<'h> {
         let key = self.key.ok_or(HandshakeError::MissingKey)?;
         if self.repeated_key || !is_valid_key(key) {
             return Err(HandshakeError::InvalidKey);
+        }
+        if self.repeated_version {
+            return Err(HandshakeError::RepeatedVersion);
         }
         match self.version {
             None => return Err(HandshakeError::MissingVersion),
@@ -458,6 +477,47 @@ mod tests {
         for (head, error, status) in cases {
             assert_eq!(parse(&head), Err(error), "{head}");
             assert_eq!(error.status(), status);
+        }
+    }
+
+    #[test]
+    fn upgrade_may_list_other_protocols_and_extensions_are_ignored() {
+        let head = GOOD.replace("Upgrade: websocket", "Upgrade: h2c, WebSocket").replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+        );
+        let request = parse(&head).unwrap();
+        let mut out = Vec::new();
+        write_accept(&mut out, &request);
+        // §4.2.1 item 9 / §9.1: no extension is agreed to, so none is named in the answer.
+        assert!(!String::from_utf8(out).unwrap().contains("Extensions"));
+    }
+
+    /// §11.3.4: |Sec-WebSocket-Protocol| may be split over several header lines.
+    #[test]
+    fn subprotocols_offered_over_several_lines() {
+        let head = GOOD.replace(
+            "Sec-WebSocket-Protocol: chat, superchat\r\n",
+            "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: superchat\r\n",
+        );
+        assert_eq!(parse(&head).unwrap().protocol.as_deref(), Some("superchat"));
+    }
+
+    #[test]
+    fn a_repeated_version_is_400() {
+        let head = GOOD.replace("\r\n\r\n", "\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        assert_eq!(parse(&head), Err(HandshakeError::RepeatedVersion));
+        assert_eq!(HandshakeError::RepeatedVersion.status(), 400);
+    }
+
+    #[test]
+    fn an_absolute_form_target_names_its_path() {
+        for (target, path) in
+            [("/chat?x=1", "/chat"), ("ws://example.com/chat?x", "/chat"), ("http://h", "/")]
+        {
+            let head = GOOD.replacen("/chat", target, 1);
+            let head = parse_head(head.as_bytes(), 64, &[]).unwrap();
+            assert_eq!(head.path(), path, "{target}");
         }
     }
 

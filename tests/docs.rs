@@ -93,3 +93,8 @@ fn relative_links_in_the_docs_resolve() {
     }
     assert!(checked > 20, "only {checked} links found");
 }
+
+#[test]
+fn every_test_named_in_rfc_map_md_exists() {
+    check_test_names("docs/rfc-map.md");
+}

@@ -174,3 +174,44 @@ fn holds_a_thousand_concurrent_connections() {
         client.expect_eof();
     }
 }
+
+/// The handler hears how each connection ended (§7.1.5): the peer's code, 1005 for an empty
+/// Close, 1006 for TCP closed without one, and ours when we failed it.
+#[test]
+fn on_close_reports_how_each_connection_ended() {
+    use rfc6455::Message;
+    use rfc6455::server::{Closed, Ctx, Handler};
+    use std::sync::{Arc, Mutex};
+
+    struct Record(Arc<Mutex<Vec<u16>>>);
+    impl Handler for Record {
+        fn on_message(&mut self, _: &mut Ctx<'_>, _: &Message<'_>) {}
+        fn on_close(&mut self, _: &mut Ctx<'_>, closed: &Closed) {
+            self.0.lock().unwrap().push(closed.code.0);
+        }
+    }
+    let codes = Arc::new(Mutex::new(Vec::new()));
+    let server = TestServer::start(Options::default(), Record(codes.clone()));
+    let wait_for = |n: usize| {
+        let start = std::time::Instant::now();
+        while codes.lock().unwrap().len() < n {
+            assert!(start.elapsed() < common::IO_TIMEOUT, "{:?}", codes.lock().unwrap());
+            std::thread::yield_now();
+        }
+    };
+    let mut client = Client::connect(server.addr);
+    client.send_frame(true, OpCode::Close, b"\x0f\xa0");
+    client.read_close();
+    wait_for(1);
+    let mut client = Client::connect(server.addr);
+    client.send_frame(true, OpCode::Close, b"");
+    client.read_close();
+    wait_for(2);
+    drop(Client::connect(server.addr));
+    wait_for(3);
+    let mut client = Client::connect(server.addr);
+    client.send_frame(true, OpCode::Text, b"\xff");
+    client.read_close();
+    wait_for(4);
+    assert_eq!(*codes.lock().unwrap(), [4000, 1005, 1006, 1007]);
+}

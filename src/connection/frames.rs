@@ -296,7 +296,9 @@ impl Connection {
                 // in response to previous Ping frame(s), the endpoint MAY elect to send a Pong
                 // frame for only the most recently processed Ping frame." While the peer does not
                 // read, that is what we do: one Pong owed, however many Pings.
-                if self.state == State::Open {
+                // Our own Close does not end the duty: only a Close received does (then the state
+                // is Closed and nothing more is read).
+                if matches!(self.state, State::Open | State::CloseSent) {
                     if self.backlogged {
                         let owed = self.extras().owed_pong.get_or_insert_with(Vec::new);
                         owed.clear();

@@ -151,6 +151,8 @@ pub enum SendError {
     /// The event loop refused to queue more for a connection that reads too slowly, and closed
     /// it with 1008 (`server::Options::max_outbox`).
     Overflow,
+    /// §7.4.1: a close code an endpoint may not send (1005, 1006, 1015, or an undefined one).
+    InvalidCloseCode,
 }
 
 /// What the connection's one deadline is for. A connection never waits for two things at once:
@@ -399,6 +401,11 @@ impl Connection {
         if reason.len() > 123 {
             return Err(SendError::ControlFrameTooLong);
         }
+        // §7.4.1: 1005, 1006 and 1015 "MUST NOT be set as a status code in a Close control
+        // frame by an endpoint"; nor may an undefined code be sent.
+        if !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode);
+        }
         self.write_close(out, Some(code), reason);
         self.transition(State::CloseSent, Some(now));
         Ok(())
@@ -415,7 +422,7 @@ impl Connection {
     pub fn write_owed_pong(&mut self, out: &mut Vec<u8>) {
         let owed = self.extras.as_mut().and_then(|extras| extras.owed_pong.take());
         if let Some(payload) = owed
-            && self.state == State::Open
+            && matches!(self.state, State::Open | State::CloseSent)
         {
             self.write_frame(out, OpCode::Pong, &payload);
         }

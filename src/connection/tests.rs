@@ -547,3 +547,46 @@ fn trace_records_the_handshake_frames_and_states_only_when_on() {
     );
     assert!(conn.take_trace().is_empty(), "taken lines are gone");
 }
+
+/// §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response, unless
+/// it already received a Close frame": having *sent* one is no excuse.
+#[test]
+fn a_ping_after_our_close_still_gets_its_pong() {
+    let (mut conn, now) = open_connection();
+    let mut out = Vec::new();
+    conn.close(&mut out, CloseCode::GOING_AWAY, "", now).unwrap();
+    let (_, out) = feed(&mut conn, now, &frame(true, OpCode::Ping, b"still?"), &[]);
+    let mut pong = Vec::new();
+    frame::write_frame(&mut pong, OpCode::Pong, b"still?");
+    assert_eq!(out, pong);
+}
+
+/// §7.4.1: codes reserved for reporting (1005, 1006, 1015) are never sent.
+#[test]
+fn reserved_close_codes_are_not_sent() {
+    for code in [1005, 1006, 1015, 999, 5000] {
+        let (mut conn, now) = open_connection();
+        let mut out = Vec::new();
+        assert_eq!(
+            conn.close(&mut out, CloseCode(code), "", now),
+            Err(SendError::InvalidCloseCode)
+        );
+        assert!(out.is_empty());
+        assert_eq!(conn.state(), State::Open);
+    }
+}
+
+/// §5.5: a control frame's payload is at most 125 bytes, when sending too.
+#[test]
+fn control_frames_we_send_are_at_most_125_bytes() {
+    let (mut conn, now) = open_connection();
+    let mut out = Vec::new();
+    assert_eq!(conn.ping(&mut out, &[0; 126]), Err(SendError::ControlFrameTooLong));
+    assert_eq!(
+        conn.close(&mut out, CloseCode::NORMAL, &"x".repeat(124), now),
+        Err(SendError::ControlFrameTooLong)
+    );
+    assert!(out.is_empty());
+    conn.ping(&mut out, &[0; 125]).unwrap();
+    assert_eq!(out.len(), 2 + 125);
+}
