@@ -378,6 +378,32 @@ impl Connection {
         }
     }
 
+    /// Appends only the header of a data frame whose payload the caller sends itself, right
+    /// after it (an event loop writes a large payload from where it lies instead of copying it
+    /// behind the header).
+    pub fn send_header(
+        &mut self,
+        out: &mut Vec<u8>,
+        message: &Message<'_>,
+    ) -> Result<(), SendError> {
+        self.can_send()?;
+        let opcode = match message {
+            Message::Text(_) => OpCode::Text,
+            Message::Binary(_) => OpCode::Binary,
+        };
+        let payload = message.payload();
+        self.trace_sent(opcode, payload);
+        let header = frame::FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        header.encode(out);
+        Ok(())
+    }
+
     /// Sends a Ping (§5.5.2) with up to 125 bytes of application data.
     pub fn ping(&mut self, out: &mut Vec<u8>, payload: &[u8]) -> Result<(), SendError> {
         if payload.len() as u64 > frame::MAX_CONTROL_PAYLOAD {

@@ -35,6 +35,9 @@ use slab::Slab;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// Payloads at least this large are written from where they lie, not copied (`Ctx::send`).
+const WRITE_THROUGH: usize = 64 * 1024;
+
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -62,7 +65,9 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             connection: Config::default(),
-            read_buffer_size: 256 * 1024,
+            // Large, so that big frames are decoded where they land: only the pages that reads
+            // reach are ever touched.
+            read_buffer_size: 4 << 20,
             read_budget: 1024 * 1024,
             read_pause_outbox: 4 * 1024 * 1024,
             max_outbox: 16 * 1024 * 1024,
@@ -201,7 +206,38 @@ impl Ctx<'_> {
     /// Sends a message to the current connection.
     pub fn send(&mut self, message: &Message<'_>) -> Result<(), SendError> {
         let id = self.current.ok_or(SendError::NotOpen)?;
+        if message.payload().len() >= WRITE_THROUGH {
+            return self.send_large(id, message);
+        }
         self.with_output(id, |conn, out| conn.send(out, message))
+    }
+
+    /// A large payload is not copied behind its header: this wakeup's output and the frame
+    /// go to the socket at once with one `writev`, from where the payload lies, and only what
+    /// the socket does not take is copied into the outbox.
+    fn send_large(&mut self, id: ConnId, message: &Message<'_>) -> Result<(), SendError> {
+        let table = &mut *self.table;
+        let entry = table.conns.get_mut(id).ok_or(SendError::NotOpen)?;
+        entry.conn.send_header(self.out, message)?;
+        let (cork, payload) = (&mut *self.out, message.payload());
+        let written = if entry.outbox.is_empty() {
+            // An error here resurfaces at the loop's next write, which removes the connection.
+            outbox::write_two(&mut entry.stream, cork, payload).unwrap_or(0)
+        } else {
+            0
+        };
+        let rest = &payload[written.saturating_sub(cork.len())..];
+        entry.outbox.keep_unwritten(cork, written.min(cork.len()), &mut table.pool);
+        if !rest.is_empty() {
+            let mut copy = table.pool.take();
+            copy.extend_from_slice(rest);
+            entry.outbox.push_owned(copy, &mut table.pool);
+            if !entry.touched {
+                entry.touched = true;
+                table.touched.push(id);
+            }
+        }
+        Ok(())
     }
 
     /// Sends a text message to the current connection.

@@ -182,6 +182,28 @@ impl Outbox {
     }
 }
 
+/// Writes `first` then `second` with `writev` until the socket would block; returns how many
+/// bytes of the two it took.
+pub(crate) fn write_two(stream: &mut impl Write, first: &[u8], second: &[u8]) -> io::Result<usize> {
+    let total = first.len() + second.len();
+    let mut written = 0;
+    while written < total {
+        let slices = if written < first.len() {
+            [IoSlice::new(&first[written..]), IoSlice::new(second)]
+        } else {
+            [IoSlice::new(&second[written - first.len()..]), IoSlice::new(&[])]
+        };
+        match stream.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

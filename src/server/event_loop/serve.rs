@@ -14,6 +14,9 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Instant;
 
+/// Output collected in one wakeup before the connection yields to the others and it is written.
+const MAX_CORK: usize = 1 << 20;
+
 impl<H: Handler> Server<H> {
     /// Handles readiness of connection `id`: writes what waits, reads what came, and settles.
     pub(super) fn serve(&mut self, id: ConnId, now: Instant, readable: bool, writable: bool) {
@@ -56,10 +59,11 @@ impl<H: Handler> Server<H> {
         let mut cork = std::mem::take(&mut self.cork);
         let mut budget = self.options.read_budget;
         let mut ended = None;
-        // An incomplete frame left at the front of the read buffer by the last read, to be
-        // completed by the next one (frames up to half the buffer are decoded in place).
-        let mut kept = 0;
-        let max_tail = self.read_buf.len() / 2;
+        // `read_buf[start..end]`: an incomplete frame the last read ended with, completed by the
+        // next read, which lands right behind it. Frames up to half the buffer are decoded in
+        // place; the tail moves to the front only when less than half the buffer is left.
+        let (mut start, mut end) = (0, 0);
+        let half = self.read_buf.len() / 2;
         while let Some(entry) = self.table.conns.get_mut(id) {
             if entry.outbox.len() + cork.len() > self.options.read_pause_outbox {
                 entry.read_paused = true;
@@ -67,7 +71,11 @@ impl<H: Handler> Server<H> {
             }
             entry.read_paused = false;
             entry.conn.set_output_backlogged(!entry.outbox.is_empty());
-            let n = match entry.stream.read(&mut self.read_buf[kept..]) {
+            if self.read_buf.len() - end < half {
+                self.read_buf.copy_within(start..end, 0);
+                (start, end) = (0, end - start);
+            }
+            let n = match entry.stream.read(&mut self.read_buf[end..]) {
                 Ok(0) => {
                     ended = Some("peer closed TCP");
                     break;
@@ -80,23 +88,24 @@ impl<H: Handler> Server<H> {
                     break;
                 }
             };
-            let filled = kept + n;
-            let input = &mut self.read_buf[..filled];
-            let tail =
-                process(&mut self.table, &mut self.handler, input, max_tail, id, now, &mut cork);
-            self.read_buf.copy_within(tail..filled, 0);
-            kept = filled - tail;
+            end += n;
+            let input = &mut self.read_buf[start..end];
+            let tail = process(&mut self.table, &mut self.handler, input, half, id, now, &mut cork);
+            start += tail;
+            if start == end {
+                (start, end) = (0, 0);
+            }
             self.flush_touched(now);
             budget = budget.saturating_sub(n);
-            if budget == 0 || cork.len() >= self.read_buf.len() {
+            if budget == 0 || cork.len() >= MAX_CORK {
                 // Let the others have a turn (or write this output) before reading more.
                 self.ready.push_back(id);
                 break;
             }
         }
-        if kept > 0 {
+        if start < end {
             // The buffer is shared: what is left of a frame moves into the connection.
-            let input = &mut self.read_buf[..kept];
+            let input = &mut self.read_buf[start..end];
             process(&mut self.table, &mut self.handler, input, 0, id, now, &mut cork);
             self.flush_touched(now);
         }
