@@ -159,6 +159,7 @@ impl<H: Handler> Server<H> {
                     self.serve(id, now, true, false);
                 }
             }
+            self.flush_touched(now);
             self.fire_timers(now);
             self.fire_handler_timer(now);
             if self.accept_paused_until.is_some_and(|until| now >= until) {

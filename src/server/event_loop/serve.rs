@@ -95,7 +95,6 @@ impl<H: Handler> Server<H> {
             if start == end {
                 (start, end) = (0, 0);
             }
-            self.flush_touched(now);
             budget = budget.saturating_sub(n);
             if budget == 0 || cork.len() >= MAX_CORK {
                 // Let the others have a turn (or write this output) before reading more.
@@ -107,7 +106,6 @@ impl<H: Handler> Server<H> {
             // The buffer is shared: what is left of a frame moves into the connection.
             let input = &mut self.read_buf[start..end];
             process(&mut self.table, &mut self.handler, input, 0, id, now, &mut cork);
-            self.flush_touched(now);
         }
         let write_failed = self.write_cork(id, &mut cork).is_err();
         cork.clear();
@@ -139,7 +137,8 @@ impl<H: Handler> Server<H> {
         Ok(())
     }
 
-    /// Writes the outboxes that handlers filled during the last call.
+    /// Writes the outboxes that handlers filled for other connections: once per poll round,
+    /// so that a recipient of several broadcasts in one round gets them in one `writev`.
     pub(super) fn flush_touched(&mut self, now: Instant) {
         while let Some(id) = self.table.touched.pop() {
             let Some(entry) = self.table.conns.get_mut(id) else { continue };
