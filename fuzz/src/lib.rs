@@ -1,0 +1,59 @@
+//! Helpers shared by the fuzz targets (see fuzz/README.md).
+
+use rfc6455::frame::{MAX_CONTROL_PAYLOAD, OpCode, decode_header};
+
+/// Reads cut points from the front of `input`: the first byte gives their number (at most
+/// `max`), then one byte each. Returns the cuts (sorted, each in `0..=rest.len()`) and the rest.
+pub fn split_points(input: &[u8], max: usize) -> (Vec<usize>, &[u8]) {
+    let Some((&n, rest)) = input.split_first() else {
+        return (Vec::new(), input);
+    };
+    let n = (usize::from(n) % (max + 1)).min(rest.len());
+    let (raw, data) = rest.split_at(n);
+    let mut cuts: Vec<usize> = raw.iter().map(|&b| scale(b, data.len())).collect();
+    cuts.sort_unstable();
+    (cuts, data)
+}
+
+/// A position in `0..=len` from one byte: exact for short inputs, spread out for long ones.
+fn scale(b: u8, len: usize) -> usize {
+    if len < 256 { usize::from(b) % (len + 1) } else { usize::from(b) * len / 255 }
+}
+
+/// FNV-1a: a position-independent way to pick split points from the input itself.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    data.iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// A frame the server wrote, as [`check_server_frames`] found it.
+#[derive(Debug)]
+pub struct ServerFrame<'a> {
+    /// The frame's opcode.
+    pub opcode: OpCode,
+    /// The frame's payload.
+    pub payload: &'a [u8],
+}
+
+/// Checks that `out` is a sequence of whole frames as a server sends them (§5.1: unmasked; FIN
+/// set, RSV clear, control payloads of at most 125 bytes) and returns them.
+pub fn check_server_frames(mut out: &[u8]) -> Vec<ServerFrame<'_>> {
+    let mut frames = Vec::new();
+    while !out.is_empty() {
+        let (h, n) = match decode_header(out) {
+            Ok(Some(found)) => found,
+            other => panic!(
+                "server output is not a frame: {other:?} at {:x?}",
+                &out[..out.len().min(16)]
+            ),
+        };
+        assert!(h.mask.is_none(), "server frame masked: {h:?}");
+        assert!(h.fin && h.rsv == 0, "server frame {h:?}");
+        assert!(!h.opcode.is_control() || h.payload_len <= MAX_CONTROL_PAYLOAD, "{h:?}");
+        let len = usize::try_from(h.payload_len).expect("payload length fits usize");
+        assert!(out.len() - n >= len, "server frame cut short: {h:?}, {} bytes", out.len() - n);
+        frames.push(ServerFrame { opcode: h.opcode, payload: &out[n..n + len] });
+        out = &out[n + len..];
+    }
+    frames
+}
