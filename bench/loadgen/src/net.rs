@@ -1,0 +1,1029 @@
+//! The client side of RFC 6455 on one mio `Poll`: non-blocking connect, the opening handshake,
+//! a streaming frame reader that never buffers a payload (it keeps only the first
+//! [`PREFIX`] bytes of each message, where the timestamp is), and a writer that stamps a
+//! pre-encoded, pre-masked frame and batches pipelined frames into one write.
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use rfc6455::frame::{self, OpCode};
+use rfc6455::mask::apply_mask;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Bytes of each message kept for the timestamp search. The chat's JSON puts ours at byte 21.
+pub const PREFIX: usize = 64;
+/// The shared read buffer.
+const READ_BUF: usize = 1 << 20;
+/// Pipelined frames are stamped into one buffer this large and written with one call.
+const SCRATCH: usize = 256 * 1024;
+/// The handshake response head may not be longer than this.
+const MAX_HEAD: usize = 16 * 1024;
+/// The one Sec-WebSocket-Key every connection sends (RFC 6455's own example).
+pub const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// Nanoseconds since the load generator started.
+#[derive(Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock(Instant::now())
+    }
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+/// A masked text frame whose payload starts `t=<16 hex digits>;` and is padded with `x`,
+/// encoded once; [`Template::stamp`] rewrites the 16 digits (already masked) in place.
+pub struct Template {
+    pub frame: Vec<u8>,
+    ts_off: usize,
+    ts_mask: [u8; 16],
+}
+
+/// The smallest payload that holds a timestamp: `t=` + 16 hex digits + `;`.
+pub const MIN_PAYLOAD: usize = 19;
+
+impl Template {
+    pub fn new(size: usize, key: [u8; 4]) -> Template {
+        assert!(size >= MIN_PAYLOAD);
+        let mut payload = vec![b'x'; size];
+        payload[..2].copy_from_slice(b"t=");
+        payload[2..18].fill(b'0');
+        payload[18] = b';';
+        let mut frame = Vec::with_capacity(size + frame::MAX_HEADER_LEN);
+        frame::write_masked_frame(&mut frame, true, 0, OpCode::Text, &payload, key);
+        let header = frame.len() - size;
+        let mut ts_mask = [0u8; 16];
+        for (i, m) in ts_mask.iter_mut().enumerate() {
+            *m = key[(2 + i) % 4];
+        }
+        Template { frame, ts_off: header + 2, ts_mask }
+    }
+
+    #[inline]
+    pub fn stamp(&mut self, t: u64) {
+        let hi = hex8((t >> 32) as u32) ^ u64::from_be_bytes(self.ts_mask[..8].try_into().unwrap());
+        let lo = hex8(t as u32) ^ u64::from_be_bytes(self.ts_mask[8..].try_into().unwrap());
+        self.frame[self.ts_off..self.ts_off + 8].copy_from_slice(&hi.to_be_bytes());
+        self.frame[self.ts_off + 8..self.ts_off + 16].copy_from_slice(&lo.to_be_bytes());
+    }
+}
+
+/// Eight lowercase hex digits of `v`, most significant first when written big-endian.
+#[inline]
+fn hex8(v: u32) -> u64 {
+    // Spread the nibbles one per byte.
+    let mut x = u64::from(v);
+    x = ((x & 0xFFFF_0000) << 16) | (x & 0xFFFF);
+    x = ((x & 0x0000_FF00_0000_FF00) << 8) | (x & 0x0000_00FF_0000_00FF);
+    x = ((x & 0x00F0_00F0_00F0_00F0) << 4) | (x & 0x000F_000F_000F_000F);
+    // '0' + n, and 'a' - '0' - 10 = 0x27 more where n > 9.
+    let above9 = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    x + 0x3030_3030_3030_3030 + above9 * 0x27
+}
+
+/// Lowercase hex digit values; 0x10 marks every other byte.
+const UNHEX: [u8; 256] = {
+    let mut t = [0x10u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The value of 16 lowercase hex digits, without a branch per digit.
+#[inline]
+fn parse_hex16(digits: &[u8]) -> Option<u64> {
+    let digits: &[u8; 16] = digits.try_into().ok()?;
+    let mut v = 0u64;
+    let mut bad = 0u8;
+    for &b in digits {
+        let d = UNHEX[b as usize];
+        bad |= d;
+        v = (v << 4) | u64::from(d & 0xF);
+    }
+    (bad & 0x10 == 0).then_some(v)
+}
+
+/// Finds `t=` + 16 lowercase hex digits + `;` in `p` and returns the timestamp.
+#[inline]
+pub fn find_stamp(p: &[u8]) -> Option<u64> {
+    // Echoed payloads start with the stamp.
+    if p.len() >= MIN_PAYLOAD
+        && p[0] == b't'
+        && p[1] == b'='
+        && p[18] == b';'
+        && let Some(v) = parse_hex16(&p[2..18])
+    {
+        return Some(v);
+    }
+    let mut from = 0;
+    while from + MIN_PAYLOAD <= p.len() {
+        let i = from + p[from..p.len() - MIN_PAYLOAD + 1].iter().position(|&b| b == b't')?;
+        if p[i + 1] == b'='
+            && p[i + 18] == b';'
+            && let Some(v) = parse_hex16(&p[i + 2..i + 18])
+        {
+            return Some(v);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// What [`Rx::step`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ev {
+    /// Everything given was consumed; call again with more bytes.
+    NeedMore,
+    /// A whole data message ended: see `msg_len`, `prefix()`.
+    Message,
+    Ping,
+    Pong,
+    Close,
+    Error(&'static str),
+}
+
+/// The streaming frame reader. Masked frames (a raw TCP "echo" sends ours back) are accepted
+/// and unmasked, only as far as the prefix needs.
+pub struct Rx {
+    hdr: [u8; frame::MAX_HEADER_LEN],
+    hdr_len: usize,
+    in_frame: bool,
+    remaining: u64,
+    frame_off: usize,
+    mask: Option<[u8; 4]>,
+    op: OpCode,
+    fin: bool,
+    msg_active: bool,
+    pub msg_len: u64,
+    prefix: [u8; PREFIX],
+    prefix_len: usize,
+    /// How much of each message to keep (at most PREFIX): the less, the less to copy and unmask.
+    want: usize,
+    ctrl: [u8; 125],
+    ctrl_len: usize,
+}
+
+impl Default for Rx {
+    fn default() -> Self {
+        Rx {
+            hdr: [0; frame::MAX_HEADER_LEN],
+            hdr_len: 0,
+            in_frame: false,
+            remaining: 0,
+            frame_off: 0,
+            mask: None,
+            op: OpCode::Text,
+            fin: true,
+            msg_active: false,
+            msg_len: 0,
+            prefix: [0; PREFIX],
+            prefix_len: 0,
+            want: PREFIX,
+            ctrl: [0; 125],
+            ctrl_len: 0,
+        }
+    }
+}
+
+impl Rx {
+    /// A reader that keeps the first `want` bytes (at most [`PREFIX`]) of each message.
+    pub fn keeping(want: usize) -> Rx {
+        Rx { want: want.min(PREFIX), ..Rx::default() }
+    }
+
+    /// The first bytes (up to [`PREFIX`]) of the message just completed, unmasked.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix[..self.prefix_len]
+    }
+
+    /// The payload of the control frame just completed, unmasked.
+    pub fn control(&self) -> &[u8] {
+        &self.ctrl[..self.ctrl_len]
+    }
+
+    /// Consumes bytes of `data` from `*pos` until an event or the end of `data`.
+    #[inline]
+    pub fn step(&mut self, data: &[u8], pos: &mut usize) -> Ev {
+        // The common case in one go: a whole, final, small text or binary frame (7- or 16-bit
+        // length) at the start of a message, with nothing carried over.
+        if !self.in_frame && self.hdr_len == 0 && !self.msg_active {
+            let avail = &data[*pos..];
+            if let [b0, b1, rest @ ..] = avail
+                && matches!(*b0, 0x81 | 0x82)
+            {
+                let (len, len_bytes) = match b1 & 0x7F {
+                    126 => match rest {
+                        [h, l, ..] => (usize::from(u16::from_be_bytes([*h, *l])), 2),
+                        _ => (0, 0),
+                    },
+                    127 => (0, 0),
+                    n => (usize::from(n), 0),
+                };
+                let masked = b1 & 0x80 != 0;
+                let header = 2 + len_bytes + if masked { 4 } else { 0 };
+                let minimal = len_bytes == 0 || len >= 126;
+                if (len_bytes > 0 || b1 & 0x7F < 126) && minimal && avail.len() >= header + len {
+                    let payload = &avail[header..header + len];
+                    let k = len.min(self.want);
+                    self.prefix[..k].copy_from_slice(&payload[..k]);
+                    if masked {
+                        let m = &avail[2 + len_bytes..2 + len_bytes + 4];
+                        for (i, b) in self.prefix[..k].iter_mut().enumerate() {
+                            *b ^= m[i & 3];
+                        }
+                    }
+                    self.prefix_len = k;
+                    self.msg_len = len as u64;
+                    *pos += header + len;
+                    return Ev::Message;
+                }
+            }
+        }
+        loop {
+            if !self.in_frame {
+                let avail = &data[*pos..];
+                if avail.is_empty() {
+                    return Ev::NeedMore;
+                }
+                let (h, used) = if self.hdr_len == 0 {
+                    match frame::decode_header(avail) {
+                        Ok(Some(found)) => found,
+                        Ok(None) => {
+                            self.hdr[..avail.len()].copy_from_slice(avail);
+                            self.hdr_len = avail.len();
+                            *pos = data.len();
+                            return Ev::NeedMore;
+                        }
+                        Err(_) => return Ev::Error("bad frame header"),
+                    }
+                } else {
+                    let take = (frame::MAX_HEADER_LEN - self.hdr_len).min(avail.len());
+                    self.hdr[self.hdr_len..self.hdr_len + take].copy_from_slice(&avail[..take]);
+                    match frame::decode_header(&self.hdr[..self.hdr_len + take]) {
+                        Ok(Some((h, n))) => {
+                            let used = n - self.hdr_len;
+                            self.hdr_len = 0;
+                            (h, used)
+                        }
+                        Ok(None) => {
+                            self.hdr_len += take;
+                            *pos += take;
+                            return Ev::NeedMore;
+                        }
+                        Err(_) => return Ev::Error("bad frame header"),
+                    }
+                };
+                *pos += used;
+                if h.rsv != 0 {
+                    return Ev::Error("reserved bits set");
+                }
+                match h.opcode {
+                    OpCode::Text | OpCode::Binary => {
+                        if self.msg_active {
+                            return Ev::Error("new message inside a fragmented one");
+                        }
+                        self.msg_active = true;
+                        self.msg_len = 0;
+                        self.prefix_len = 0;
+                    }
+                    OpCode::Continuation => {
+                        if !self.msg_active {
+                            return Ev::Error("continuation without a message");
+                        }
+                    }
+                    _ => self.ctrl_len = 0,
+                }
+                self.in_frame = true;
+                self.op = h.opcode;
+                self.fin = h.fin;
+                self.mask = h.mask;
+                self.remaining = h.payload_len;
+                self.frame_off = 0;
+            }
+            if self.remaining > 0 {
+                let avail = data.len() - *pos;
+                if avail == 0 {
+                    return Ev::NeedMore;
+                }
+                let n = self.remaining.min(avail as u64) as usize;
+                let chunk = &data[*pos..*pos + n];
+                if self.op.is_control() {
+                    let dst = &mut self.ctrl[self.ctrl_len..self.ctrl_len + n];
+                    dst.copy_from_slice(chunk);
+                    if let Some(key) = self.mask {
+                        apply_mask(dst, key, self.frame_off);
+                    }
+                    self.ctrl_len += n;
+                } else {
+                    self.msg_len += n as u64;
+                    if self.prefix_len < self.want {
+                        let k = (self.want - self.prefix_len).min(n);
+                        let dst = &mut self.prefix[self.prefix_len..self.prefix_len + k];
+                        dst.copy_from_slice(&chunk[..k]);
+                        if let Some(key) = self.mask {
+                            apply_mask(dst, key, self.frame_off);
+                        }
+                        self.prefix_len += k;
+                    }
+                }
+                self.frame_off += n;
+                self.remaining -= n as u64;
+                *pos += n;
+                if self.remaining > 0 {
+                    return Ev::NeedMore;
+                }
+            }
+            self.in_frame = false;
+            match self.op {
+                OpCode::Ping => return Ev::Ping,
+                OpCode::Pong => return Ev::Pong,
+                OpCode::Close => return Ev::Close,
+                _ if self.fin => {
+                    self.msg_active = false;
+                    return Ev::Message;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Connecting,
+    Upgrading,
+    Open,
+    /// Finished (successfully or not): removed after this wakeup.
+    Done,
+}
+
+/// Why a connection went away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// The mode ended it on purpose (connect mode: a full cycle).
+    Finished,
+    Connect,
+    Handshake,
+    Protocol,
+    /// The server sent a Close the mode did not ask for.
+    Closed,
+    /// TCP ended without a Close.
+    Eof,
+    Io,
+    Timeout,
+}
+
+/// One client connection.
+pub struct Conn {
+    pub sock: TcpStream,
+    pub phase: Phase,
+    /// When the connection was started (connect mode times full cycles with it).
+    pub started: Instant,
+    /// Removed with [`Gone::Timeout`] past this instant.
+    pub deadline: Option<Instant>,
+    head: Vec<u8>,
+    pub out: Vec<u8>,
+    out_pos: usize,
+    /// The data frame this connection sends, when it sends any.
+    pub tmpl: Option<Box<Template>>,
+    /// Frames still to stamp and send.
+    pub owed: u32,
+    /// Frames sent and not yet answered (echo).
+    pub inflight: u32,
+    /// Offset into `tmpl.frame` of a large frame written straight from the template.
+    direct: Option<usize>,
+    pub rx: Rx,
+    pub key: [u8; 4],
+    pub close_sent: bool,
+    /// The upgrade completed.
+    pub opened: bool,
+    /// Why it is `Done`.
+    pub gone: Option<Gone>,
+}
+
+fn write_nb(sock: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    let mut sock = sock;
+    while written < buf.len() {
+        match sock.write(&buf[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+impl Conn {
+    /// Queues a masked control frame.
+    pub fn queue_control(&mut self, op: OpCode, payload: &[u8]) {
+        frame::write_masked_frame(&mut self.out, true, 0, op, payload, self.key);
+    }
+
+    /// Queues a Close with status 1000.
+    pub fn queue_close(&mut self) {
+        if !self.close_sent {
+            self.close_sent = true;
+            self.queue_control(OpCode::Close, &1000u16.to_be_bytes());
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn backlog(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// Writes what is queued, then stamps and writes owed frames, until done or the socket is
+    /// full (the rest waits for WRITABLE).
+    pub fn flush(&mut self, scratch: &mut Vec<u8>, now_ns: u64) -> io::Result<()> {
+        if self.out_pos < self.out.len() {
+            self.out_pos += write_nb(&self.sock, &self.out[self.out_pos..])?;
+            if self.out_pos < self.out.len() {
+                return Ok(());
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        if self.phase != Phase::Open {
+            return Ok(());
+        }
+        let Some(t) = self.tmpl.as_mut() else { return Ok(()) };
+        if let Some(pos) = self.direct {
+            let pos = pos + write_nb(&self.sock, &t.frame[pos..])?;
+            if pos < t.frame.len() {
+                self.direct = Some(pos);
+                return Ok(());
+            }
+            self.direct = None;
+        }
+        let flen = t.frame.len();
+        while self.owed > 0 {
+            if self.owed > 1 && flen * 2 <= SCRATCH {
+                let n = (self.owed as usize).min(SCRATCH / flen);
+                scratch.clear();
+                for _ in 0..n {
+                    t.stamp(now_ns);
+                    scratch.extend_from_slice(&t.frame);
+                }
+                self.owed -= n as u32;
+                self.inflight += n as u32;
+                let w = write_nb(&self.sock, scratch)?;
+                if w < scratch.len() {
+                    self.out.extend_from_slice(&scratch[w..]);
+                    return Ok(());
+                }
+            } else {
+                t.stamp(now_ns);
+                self.owed -= 1;
+                self.inflight += 1;
+                let w = write_nb(&self.sock, &t.frame)?;
+                if w < flen {
+                    self.direct = Some(w);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Connection counters every mode reports.
+#[derive(Default, Debug)]
+pub struct Errors {
+    pub connect: u64,
+    pub handshake: u64,
+    pub protocol: u64,
+    pub closed: u64,
+    pub eof: u64,
+    pub io: u64,
+    pub timeout: u64,
+}
+
+impl Errors {
+    pub fn total(&self) -> u64 {
+        self.connect
+            + self.handshake
+            + self.protocol
+            + self.closed
+            + self.eof
+            + self.io
+            + self.timeout
+    }
+    fn count(&mut self, g: Gone) {
+        match g {
+            Gone::Finished => {}
+            Gone::Connect => self.connect += 1,
+            Gone::Handshake => self.handshake += 1,
+            Gone::Protocol => self.protocol += 1,
+            Gone::Closed => self.closed += 1,
+            Gone::Eof => self.eof += 1,
+            Gone::Io => self.io += 1,
+            Gone::Timeout => self.timeout += 1,
+        }
+    }
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"connect\":{},\"handshake\":{},\"protocol\":{},\"closed\":{},\"eof\":{},\"io\":{},\"timeout\":{}}}",
+            self.connect,
+            self.handshake,
+            self.protocol,
+            self.closed,
+            self.eof,
+            self.io,
+            self.timeout
+        )
+    }
+}
+
+/// What a mode does with a connection's events.
+pub trait Handler {
+    /// The upgrade completed.
+    fn on_open(&mut self, _idx: usize, _conn: &mut Conn, _now_ns: u64) {}
+    /// A whole data message arrived (`conn.rx.prefix()`, `conn.rx.msg_len`).
+    fn on_message(&mut self, idx: usize, conn: &mut Conn, now_ns: u64);
+    /// The server's Close arrived. The default answers it and counts an unexpected close.
+    fn on_close_frame(&mut self, _idx: usize, conn: &mut Conn, _now_ns: u64) {
+        conn.queue_close();
+        conn.phase = Phase::Done;
+        conn.gone = Some(Gone::Closed);
+    }
+    /// The connection was removed.
+    fn on_gone(&mut self, _idx: usize, _why: Gone, _was_open: bool) {}
+}
+
+/// All connections on one `Poll`.
+pub struct Net {
+    poll: Poll,
+    events: Option<Events>,
+    pub conns: Vec<Option<Conn>>,
+    addr: SocketAddr,
+    request: Vec<u8>,
+    accept: String,
+    rbuf: Vec<u8>,
+    scratch: Vec<u8>,
+    pub clock: Clock,
+    /// Connections between `connect` and the end of the upgrade.
+    pub pending: usize,
+    /// Connections upgraded and not yet gone.
+    pub open: usize,
+    /// Connections ever started.
+    pub started: u64,
+    pub errors: Errors,
+    pub handshake_timeout: Duration,
+    /// Bytes of each message the readers keep for the timestamp search.
+    pub keep: usize,
+    /// Connections read in this wakeup, flushed at its end.
+    dirty: Vec<usize>,
+}
+
+impl Net {
+    pub fn new(addr: SocketAddr, host: &str, path: &str, clock: Clock) -> io::Result<Net> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .into_bytes();
+        Ok(Net {
+            poll: Poll::new()?,
+            events: Some(Events::with_capacity(4096)),
+            conns: Vec::new(),
+            addr,
+            request,
+            accept: rfc6455::handshake::accept_key(WS_KEY.as_bytes()),
+            rbuf: vec![0; READ_BUF],
+            scratch: Vec::with_capacity(SCRATCH),
+            clock,
+            pending: 0,
+            open: 0,
+            started: 0,
+            errors: Errors::default(),
+            handshake_timeout: Duration::from_secs(10),
+            keep: PREFIX,
+            dirty: Vec::new(),
+        })
+    }
+
+    /// Starts a connection in slot `idx` (which must be empty).
+    pub fn connect(&mut self, idx: usize, h: &mut impl Handler) {
+        if self.conns.len() <= idx {
+            self.conns.resize_with(idx + 1, || None);
+        }
+        self.started += 1;
+        let now = Instant::now();
+        let sock = match TcpStream::connect(self.addr) {
+            Ok(s) => s,
+            Err(_) => {
+                self.errors.count(Gone::Connect);
+                h.on_gone(idx, Gone::Connect, false);
+                return;
+            }
+        };
+        let mut sock = sock;
+        if self
+            .poll
+            .registry()
+            .register(&mut sock, Token(idx), Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            self.errors.count(Gone::Connect);
+            h.on_gone(idx, Gone::Connect, false);
+            return;
+        }
+        let k = (idx as u32).wrapping_mul(0x9E37_79B9) ^ 0x5A5A_A5A5;
+        self.conns[idx] = Some(Conn {
+            sock,
+            phase: Phase::Connecting,
+            started: now,
+            deadline: Some(now + self.handshake_timeout),
+            head: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            tmpl: None,
+            owed: 0,
+            inflight: 0,
+            direct: None,
+            rx: Rx::keeping(self.keep),
+            key: k.to_le_bytes(),
+            close_sent: false,
+            opened: false,
+            gone: None,
+        });
+        self.pending += 1;
+    }
+
+    /// Flushes one connection (after a mode queued something outside of an event).
+    pub fn flush(&mut self, idx: usize, h: &mut impl Handler) {
+        let now_ns = self.clock.now_ns();
+        self.flush_at(idx, now_ns, h);
+    }
+
+    fn reap_if_done(&mut self, idx: usize, h: &mut impl Handler) {
+        let done = matches!(&self.conns[idx], Some(c) if c.phase == Phase::Done);
+        if done {
+            self.remove(idx, h);
+        }
+    }
+
+    /// Removes slot `idx`, counting why.
+    pub fn remove(&mut self, idx: usize, h: &mut impl Handler) {
+        let Some(conn) = self.conns[idx].take() else { return };
+        let why = conn.gone.unwrap_or(Gone::Finished);
+        let was_open = conn.opened;
+        if was_open {
+            self.open -= 1;
+        } else {
+            self.pending -= 1;
+        }
+        self.errors.count(why);
+        h.on_gone(idx, why, was_open);
+        drop(conn);
+    }
+
+    /// Removes every connection whose deadline has passed.
+    pub fn reap_timeouts(&mut self, h: &mut impl Handler) {
+        let now = Instant::now();
+        for idx in 0..self.conns.len() {
+            if let Some(c) = &mut self.conns[idx]
+                && c.deadline.is_some_and(|d| d <= now)
+            {
+                c.phase = Phase::Done;
+                c.gone = Some(Gone::Timeout);
+                self.remove(idx, h);
+            }
+        }
+    }
+
+    /// Waits for events (at most `timeout`) and handles them.
+    pub fn poll(&mut self, timeout: Option<Duration>, h: &mut impl Handler) -> io::Result<()> {
+        let mut events = self.events.take().expect("events");
+        match self.poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.events = Some(events);
+                return Err(e);
+            }
+        }
+        // Read everything that is ready first, then write (a cork): when the server shares our
+        // CPU, our writes wake it once per wakeup rather than once per connection.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for ev in events.iter() {
+            let idx = ev.token().0;
+            let drain = ev.is_read_closed() || ev.is_error();
+            if self.handle(idx, ev.is_readable() || drain, drain, h) {
+                dirty.push(idx);
+            }
+        }
+        self.events = Some(events);
+        if !dirty.is_empty() {
+            let now_ns = self.clock.now_ns();
+            for &idx in &dirty {
+                self.flush_at(idx, now_ns, h);
+            }
+            dirty.clear();
+        }
+        self.dirty = dirty;
+        Ok(())
+    }
+
+    /// Handles one readiness event; true when the connection is to be flushed.
+    fn handle(&mut self, idx: usize, readable: bool, drain: bool, h: &mut impl Handler) -> bool {
+        let Net { conns, rbuf, clock, request, accept, pending, open, .. } = self;
+        let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else { return false };
+        if conn.phase == Phase::Connecting {
+            match conn.sock.take_error() {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(_) => {
+                    conn.phase = Phase::Done;
+                    conn.gone = Some(Gone::Connect);
+                }
+            }
+            if conn.phase == Phase::Connecting {
+                match conn.sock.peer_addr() {
+                    Ok(_) => {
+                        let _ = conn.sock.set_nodelay(true);
+                        conn.phase = Phase::Upgrading;
+                        conn.out.extend_from_slice(request);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => return false,
+                    Err(_) => {
+                        conn.phase = Phase::Done;
+                        conn.gone = Some(Gone::Connect);
+                    }
+                }
+            }
+        }
+        if readable && conn.phase != Phase::Done {
+            let mut sock = &conn.sock;
+            loop {
+                match sock.read(rbuf) {
+                    Ok(0) => {
+                        conn.phase = Phase::Done;
+                        conn.gone.get_or_insert(Gone::Eof);
+                        break;
+                    }
+                    Ok(n) => {
+                        let now_ns = clock.now_ns();
+                        process(idx, conn, &rbuf[..n], now_ns, accept, pending, open, h);
+                        sock = &conn.sock;
+                        if conn.phase == Phase::Done || (n < rbuf.len() && !drain) {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        conn.phase = Phase::Done;
+                        conn.gone.get_or_insert(Gone::Io);
+                        break;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Writes what connection `idx` has to write, stamping frames with `now_ns`; removes it if
+    /// it is done.
+    fn flush_at(&mut self, idx: usize, now_ns: u64, h: &mut impl Handler) {
+        let Net { conns, scratch, .. } = self;
+        let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else { return };
+        if conn.flush(scratch, now_ns).is_err() && conn.phase != Phase::Done {
+            conn.phase = Phase::Done;
+            conn.gone.get_or_insert(Gone::Io);
+        }
+        self.reap_if_done(idx, h);
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+/// Checks the 101 response head (status line and Sec-WebSocket-Accept).
+fn response_ok(head: &[u8], accept: &str) -> bool {
+    let Ok(text) = std::str::from_utf8(head) else { return false };
+    let mut lines = text.split("\r\n");
+    let Some(status) = lines.next() else { return false };
+    let mut parts = status.split(' ');
+    if !parts.next().is_some_and(|v| v.starts_with("HTTP/1.")) || parts.next() != Some("101") {
+        return false;
+    }
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("sec-websocket-accept")
+        {
+            return value.trim() == accept;
+        }
+    }
+    false
+}
+
+#[allow(clippy::too_many_arguments)]
+fn process(
+    idx: usize,
+    conn: &mut Conn,
+    data: &[u8],
+    now_ns: u64,
+    accept: &str,
+    pending: &mut usize,
+    open: &mut usize,
+    h: &mut impl Handler,
+) {
+    let leftover;
+    let mut data = data;
+    if conn.phase == Phase::Upgrading {
+        conn.head.extend_from_slice(data);
+        let Some(end) = rfc6455::handshake::find_head_end(&conn.head, 0) else {
+            if conn.head.len() > MAX_HEAD {
+                conn.phase = Phase::Done;
+                conn.gone = Some(Gone::Handshake);
+            }
+            return;
+        };
+        if !response_ok(&conn.head[..end], accept) {
+            conn.phase = Phase::Done;
+            conn.gone = Some(Gone::Handshake);
+            return;
+        }
+        leftover = conn.head.split_off(end);
+        conn.head = Vec::new();
+        conn.opened = true;
+        conn.phase = Phase::Open;
+        conn.deadline = None;
+        *pending -= 1;
+        *open += 1;
+        h.on_open(idx, conn, now_ns);
+        data = &leftover;
+    }
+    if conn.phase != Phase::Open {
+        return;
+    }
+    let mut pos = 0;
+    loop {
+        match conn.rx.step(data, &mut pos) {
+            Ev::NeedMore => return,
+            Ev::Message => h.on_message(idx, conn, now_ns),
+            Ev::Ping => {
+                let mut payload = [0u8; 125];
+                let n = conn.rx.control().len();
+                payload[..n].copy_from_slice(conn.rx.control());
+                conn.queue_control(OpCode::Pong, &payload[..n]);
+            }
+            Ev::Pong => {}
+            Ev::Close => h.on_close_frame(idx, conn, now_ns),
+            Ev::Error(_) => {
+                conn.phase = Phase::Done;
+                conn.gone = Some(Gone::Protocol);
+            }
+        }
+        if conn.phase == Phase::Done {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_round_trip_masked_and_split() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        let mut t = Template::new(100, key);
+        t.stamp(0x0123_4567_89ab_cdef);
+        // Feed it a byte at a time: the reader unmasks the prefix.
+        let mut rx = Rx::default();
+        let mut events = Vec::new();
+        for b in t.frame.clone() {
+            let mut pos = 0;
+            loop {
+                match rx.step(&[b], &mut pos) {
+                    Ev::NeedMore => break,
+                    e => events.push(e),
+                }
+            }
+        }
+        assert_eq!(events, [Ev::Message]);
+        assert_eq!(rx.msg_len, 100);
+        assert_eq!(find_stamp(rx.prefix()), Some(0x0123_4567_89ab_cdef));
+    }
+
+    #[test]
+    fn stamp_inside_json_and_fragmented() {
+        let text = "{\"type\":2,\"message\":\"t=00000000000004d2;xxxxxxxx\",\"name\":\"g\"}";
+        let mut wire = Vec::new();
+        let (a, b) = text.as_bytes().split_at(25);
+        wire.extend_from_slice(&[0x01, a.len() as u8]);
+        wire.extend_from_slice(a);
+        wire.extend_from_slice(&[0x89, 0x01, b'p']);
+        wire.extend_from_slice(&[0x80, b.len() as u8]);
+        wire.extend_from_slice(b);
+        let mut rx = Rx::default();
+        let mut pos = 0;
+        assert_eq!(rx.step(&wire, &mut pos), Ev::Ping);
+        assert_eq!(rx.control(), b"p");
+        assert_eq!(rx.step(&wire, &mut pos), Ev::Message);
+        assert_eq!(find_stamp(rx.prefix()), Some(1234));
+        assert_eq!(rx.step(&wire, &mut pos), Ev::NeedMore);
+        assert_eq!(pos, wire.len());
+    }
+
+    #[test]
+    fn hex_both_ways() {
+        for t in [0u64, 1, 0x0123_4567_89ab_cdef, u64::MAX, 0xfedc_ba98_7654_3210] {
+            let mut tm = Template::new(19, [0, 0, 0, 0]);
+            tm.stamp(t);
+            let digits = &tm.frame[tm.ts_off..tm.ts_off + 16];
+            assert_eq!(digits, format!("{t:016x}").as_bytes());
+            assert_eq!(parse_hex16(digits), Some(t));
+        }
+        assert_eq!(parse_hex16(b"0123456789abcdeF"), None);
+        assert_eq!(parse_hex16(b"0123456789abcde:"), None);
+        assert_eq!(parse_hex16(b"0123456789abcde/"), None);
+        assert_eq!(parse_hex16(b"g123456789abcdef"), None);
+    }
+
+    /// The fast path and the general path agree, frame by frame, whole or split anywhere.
+    #[test]
+    fn fast_path_equals_slow_path() {
+        let mut wire = Vec::new();
+        for (size, key) in [
+            (19usize, Some([1u8, 2, 3, 4])),
+            (64, None),
+            (125, Some([9, 8, 7, 6])),
+            (126, None),
+            (300, Some([5, 5, 5, 5])),
+            (70_000, None),
+        ] {
+            let mut t = Template::new(size, key.unwrap_or([0; 4]));
+            t.stamp(size as u64);
+            if key.is_some() {
+                wire.extend_from_slice(&t.frame);
+            } else {
+                // An unmasked frame, as a server sends.
+                let payload_start = t.frame.len() - size;
+                let mut payload = t.frame[payload_start..].to_vec();
+                rfc6455::mask::apply_mask(&mut payload, [0; 4], 0);
+                rfc6455::frame::write_frame(&mut wire, OpCode::Text, &payload);
+            }
+        }
+        let run = |cut: usize| {
+            let mut rx = Rx::keeping(PREFIX);
+            let mut got = Vec::new();
+            for part in [&wire[..cut], &wire[cut..]] {
+                let mut pos = 0;
+                loop {
+                    match rx.step(part, &mut pos) {
+                        Ev::NeedMore => break,
+                        Ev::Message => got.push((rx.msg_len, find_stamp(rx.prefix()))),
+                        e => panic!("{e:?}"),
+                    }
+                }
+            }
+            got
+        };
+        let whole = run(wire.len());
+        assert_eq!(whole.len(), 6);
+        for (len, stamp) in &whole {
+            assert_eq!(Some(*len), *stamp);
+        }
+        for cut in (0..wire.len()).step_by(7) {
+            assert_eq!(run(cut), whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn no_stamp_in_presence() {
+        let p = br#"{"type":3,"event":"join","name":"guest-12","online":3,"ts":1700000000000}"#;
+        assert_eq!(find_stamp(p), None);
+        assert_eq!(find_stamp(b"t=0123"), None);
+    }
+
+    #[test]
+    fn accepts_response() {
+        let accept = rfc6455::handshake::accept_key(WS_KEY.as_bytes());
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let head = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSEC-WEBSOCKET-ACCEPT: {accept}\r\n\r\n"
+        );
+        assert!(response_ok(head.as_bytes(), &accept));
+        assert!(!response_ok(b"HTTP/1.1 200 OK\r\n\r\n", &accept));
+    }
+}

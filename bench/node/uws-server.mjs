@@ -1,0 +1,106 @@
+// Benchmark peer: uWebSockets.js (npm @trufflesuite/uws-js-unofficial, which ships the
+// prebuilt native addon), on Node.js.
+//
+//   node uws-server.mjs echo --listen 127.0.0.1:PORT [--max-backpressure BYTES]
+//   node uws-server.mjs broadcast --listen 127.0.0.1:PORT [--max-backpressure BYTES]
+//
+// The package falls back to a slow pure-JavaScript imitation when its native addon does not
+// load; this script loads the addon itself and refuses to run without it.
+
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const MAX_PAYLOAD = 16 * 1024 * 1024;
+// Per-socket limit on bytes queued for a client. uWS skips (drops) sends and publishes to
+// a socket above it; with closeOnBackpressureLimit such a socket is closed instead, so no
+// message is ever lost silently. 64 MiB: four 16 MiB echoes, or a long broadcast burst.
+const DEFAULT_MAX_BACKPRESSURE = 64 * 1024 * 1024;
+const TOPIC = 'all';
+
+function usage() {
+  process.stderr.write(
+    'usage: node uws-server.mjs echo|broadcast --listen 127.0.0.1:PORT ' +
+      '[--max-backpressure BYTES]\n',
+  );
+  process.exit(2);
+}
+
+let mode = null;
+let listen = null;
+let maxBackpressure = DEFAULT_MAX_BACKPRESSURE;
+const args = process.argv.slice(2);
+for (let i = 0; i < args.length; i++) {
+  const arg = args[i];
+  if ((arg === 'echo' || arg === 'broadcast') && mode === null) mode = arg;
+  else if (arg === '--listen' && i + 1 < args.length) listen = args[++i];
+  else if (arg === '--max-backpressure' && i + 1 < args.length) {
+    maxBackpressure = Number(args[++i]);
+    if (!Number.isInteger(maxBackpressure) || maxBackpressure <= 0) usage();
+  } else usage();
+}
+const match = listen && /^(.+):(\d+)$/.exec(listen);
+if (!mode || !match) usage();
+const host = match[1].replace(/^\[(.*)\]$/, '$1');
+const port = Number(match[2]);
+
+const require = createRequire(import.meta.url);
+const pkgDir = path.dirname(require.resolve('@trufflesuite/uws-js-unofficial/package.json'));
+const addon = path.join(
+  pkgDir,
+  'binaries',
+  `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`,
+);
+let uWS;
+try {
+  uWS = require(addon);
+} catch (err) {
+  process.stderr.write(`the native uWS addon does not load (${addon}): ${err.message}\n`);
+  process.exit(1);
+}
+
+const app = uWS.App();
+const behavior = {
+  compression: uWS.DISABLED,
+  maxPayloadLength: MAX_PAYLOAD,
+  maxBackpressure,
+  closeOnBackpressureLimit: true,
+  // No idle timeout: a client that only listens is not cut off (the other peers never do).
+  idleTimeout: 0,
+  sendPingsAutomatically: false,
+};
+// Pings are answered and the close handshake completed by uWS itself.
+if (mode === 'echo') {
+  behavior.message = (ws, message, isBinary) => {
+    ws.send(message, isBinary);
+  };
+} else {
+  behavior.open = (ws) => {
+    ws.subscribe(TOPIC);
+  };
+  // app.publish (not ws.publish) so that the sender gets its own message too; uWS frames
+  // the message once for all subscribers.
+  behavior.message = (ws, message, isBinary) => {
+    if (!isBinary) app.publish(TOPIC, message, false);
+  };
+}
+app.ws('/*', behavior);
+app.any('/*', (res) => {
+  res.writeStatus('426 Upgrade Required').end();
+});
+
+let listenSocket = null;
+app.listen(host, port, (token) => {
+  if (!token) {
+    process.stderr.write(`cannot listen on ${listen}\n`);
+    process.exit(1);
+  }
+  listenSocket = token;
+  process.stderr.write(`listening on ${host}:${uWS.us_socket_local_port(token)}\n`);
+});
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+    process.exit(0);
+  });
+}

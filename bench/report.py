@@ -1,0 +1,479 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh results (JSON lines) into docs/benchmarks.md and docs/benchmarks.svg.
+
+    python3 bench/report.py [--md docs/benchmarks.md] [--svg docs/benchmarks.svg] RESULTS.jsonl...
+
+With no file given, the newest target/bench/results-*.jsonl is read. Figures are medians over
+the rounds; each server's figure is compared with the best peer (the best server that is
+neither rfc6455 nor the raw TCP echo) and with raw TCP. Standard library only.
+"""
+
+import argparse
+import glob
+import html
+import json
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OURS = "rfc6455"
+RAW = "raw"
+NOT_PEERS = {OURS, RAW}
+SERVER_NAMES = {
+    "rfc6455": "rfc6455",
+    "tungstenite": "tungstenite (thread per connection)",
+    "tokio-tungstenite": "tokio-tungstenite",
+    "fastwebsockets": "fastwebsockets",
+    "tokio-websockets": "tokio-websockets",
+    "uws": "uWebSockets.js (node)",
+    "ws": "ws (node)",
+    "raw": "raw TCP echo (ceiling)",
+}
+
+# id, title, metric, unit, higher is better, short name for the chart
+SCENARIOS = [
+    ("1", "echo, 100 connections × 20 B, 1 in flight", "msgs_per_s", "round trips/s", True, "echo 20 B"),
+    ("2", "echo, 100 connections × 64 B, 32 in flight (pipelined)", "msgs_per_s", "round trips/s", True, "echo 64 B ×32"),
+    ("3a", "echo, 200 connections × 16 KiB, 1 in flight", "mb_per_s", "MB/s", True, "echo 16 KiB"),
+    ("3b", "echo, 10 connections × 1 MiB, 1 in flight", "mb_per_s", "MB/s", True, "echo 1 MiB"),
+    ("4", "broadcast to 1,000 receivers × 64 B: highest publish rate with p99 ≤ 50 ms and nothing lost",
+     "max_rate", "msgs/s", True, "broadcast"),
+    ("5", "10,000 idle connections: server memory per connection", "bytes_per_conn", "bytes/conn", False, "idle memory"),
+    ("6", "connect + upgrade + close", "handshakes_per_s", "handshakes/s", True, "connect"),
+    ("7", "Autobahn 9.x (performance cases), total duration", "duration_ms", "ms", False, "Autobahn 9.x"),
+]
+SC = {s[0]: s for s in SCENARIOS}
+ECHO = {"1", "2", "3a", "3b"}
+
+
+def shown(path):
+    """A results path as written in the report: relative to the repository when inside it."""
+    full = os.path.abspath(path)
+    return os.path.relpath(full, ROOT) if full.startswith(ROOT + os.sep) else full
+
+
+def load(paths):
+    metas, results, steps = [], [], []
+    for path in paths:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    print("%s:%d: not JSON, skipped" % (path, n), file=sys.stderr)
+                    continue
+                kind = obj.get("kind")
+                if kind == "meta":
+                    metas.append(obj)
+                elif kind == "result":
+                    results.append(obj)
+                elif kind == "step":
+                    steps.append(obj)
+    return metas, results, steps
+
+
+def valid(line):
+    """The figure of one result line, or None when the run failed or was skipped."""
+    r = line.get("result")
+    if not r or line.get("error") or line.get("skipped") or r.get("skipped"):
+        return None
+    metric = SC[line["scenario"]][2]
+    v = r.get(metric)
+    if not isinstance(v, (int, float)):
+        return None
+    sc = line["scenario"]
+    if sc in ECHO and (r.get("errors", 0) > 0 or r.get("open") != r.get("conns")):
+        return None
+    if sc == "5" and (r.get("errors", 0) > 0 or r.get("open") != r.get("conns")):
+        return None
+    if sc == "7" and r.get("cases", 0) == 0:
+        return None
+    return v
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "–"
+    if unit == "MB/s":
+        return "{:,.0f}".format(v) if v >= 100 else "{:,.1f}".format(v)
+    if abs(v) >= 100:
+        return "{:,.0f}".format(v)
+    return "{:,.2f}".format(v).rstrip("0").rstrip(".")
+
+
+def fcpu(v):
+    return "–" if v is None else "{:.2f}".format(v)
+
+
+def fratio(v):
+    return "–" if v is None else "{:.2f}×".format(v)
+
+
+class Section:
+    """Everything for one of pinned / unpinned."""
+
+    def __init__(self, pinned, results):
+        self.pinned = pinned
+        self.rows = {}  # (scenario, server) -> dict
+        by = {}
+        for line in results:
+            if bool(line.get("pinned")) != pinned or line.get("scenario") not in SC:
+                continue
+            by.setdefault((line["scenario"], line["server"]), []).append(line)
+        for key, lines in by.items():
+            figures = [v for v in (valid(l) for l in lines) if v is not None]
+            rs = [l["result"] for l in lines if valid(l) is not None]
+            extra = lambda k: median([r[k] for r in rs if isinstance(r.get(k), (int, float))])
+            metric = SC[key[0]][2]
+            per_cpu = [r[metric] / (r["loadgen_cpu"] + r["server_cpu"]) for r in rs
+                       if isinstance(r.get("loadgen_cpu"), (int, float)) and isinstance(r.get("server_cpu"), (int, float))
+                       and r["loadgen_cpu"] + r["server_cpu"] > 0]
+            pair = [r["loadgen_cpu"] + r["server_cpu"] for r in rs
+                    if isinstance(r.get("loadgen_cpu"), (int, float)) and isinstance(r.get("server_cpu"), (int, float))]
+            self.rows[key] = {
+                "value": median(figures),
+                "rounds": len(lines),
+                "ok": len(figures),
+                "p50": extra("p50_us"),
+                "p99": extra("p99_us"),
+                "loadgen_cpu": extra("loadgen_cpu"),
+                "server_cpu": extra("server_cpu"),
+                "per_cpu": median(per_cpu),
+                "pair_cpu": median(pair),
+                "autobahn_ok": extra("ok"),
+                "autobahn_cases": extra("cases"),
+                "errors": [l.get("error") for l in lines if l.get("error")][:2],
+                "skipped": any((l.get("result") or {}).get("skipped") for l in lines),
+            }
+
+    def servers(self, sc):
+        names = [s for (x, s) in self.rows if x == sc]
+        order = list(SERVER_NAMES)
+        return sorted(names, key=lambda s: (order.index(s) if s in order else 99, s))
+
+    def value(self, sc, server):
+        row = self.rows.get((sc, server))
+        return row["value"] if row else None
+
+    def best_peer(self, sc):
+        higher = SC[sc][4]
+        peers = [(s, self.value(sc, s)) for s in self.servers(sc) if s not in NOT_PEERS]
+        peers = [(s, v) for s, v in peers if v is not None]
+        if not peers:
+            return None, None
+        return (max if higher else min)(peers, key=lambda p: p[1])
+
+    def ratio(self, sc, server, ref):
+        v = self.value(sc, server)
+        if v is None or ref in (None, 0):
+            return None
+        return v / ref
+
+    def advantage(self, sc):
+        """rfc6455 against the best peer, > 1 meaning rfc6455 is better."""
+        ours = self.value(sc, OURS)
+        _, best = self.best_peer(sc)
+        if ours is None or best is None or ours == 0 or best == 0:
+            return None
+        return ours / best if SC[sc][4] else best / ours
+
+    def empty(self):
+        return not self.rows
+
+
+def bars(sec):
+    """The issue's bars: (bar, requirement, verdict, detail)."""
+    out = []
+
+    def r(sc, ref):
+        if ref == "raw":
+            return sec.ratio(sc, OURS, sec.value(sc, RAW))
+        return sec.ratio(sc, OURS, sec.best_peer(sc)[1])
+
+    def verdict(conds):
+        if any(c is None for c in conds):
+            return "no data"
+        return "met" if all(conds) else "**not met**"
+
+    def ge(x, limit):
+        return None if x is None else x >= limit
+
+    a = r("1", "raw")
+    out.append(("echo 100×20 B, 1 in flight", "≥ 0.95 × raw TCP", verdict([ge(a, 0.95)]),
+                "%s raw TCP" % fratio(a)))
+    b, c = r("2", "peer"), r("2", "raw")
+    out.append(("echo 100×64 B, 32 in flight", "≥ 1.0 × best peer and ≥ 0.9 × raw TCP",
+                verdict([ge(b, 1.0), ge(c, 0.9)]), "%s best peer, %s raw TCP" % (fratio(b), fratio(c))))
+    d, e = r("3a", "raw"), r("3b", "raw")
+    out.append(("echo 200×16 KiB and 10×1 MiB", "≥ 0.9 × raw TCP", verdict([ge(d, 0.9), ge(e, 0.9)]),
+                "16 KiB: %s, 1 MiB: %s raw TCP" % (fratio(d), fratio(e))))
+    f = r("4", "peer")
+    out.append(("broadcast 1,000 × 64 B, max rate with p99 ≤ 50 ms, nothing lost", "≥ 1.0 × best peer",
+                verdict([ge(f, 1.0)]), "%s best peer" % fratio(f)))
+    g = sec.value("5", OURS)
+    out.append(("10,000 idle connections", "≤ 512 bytes per connection",
+                verdict([None if g is None else g <= 512]), "%s bytes" % fmt(g)))
+    h = r("6", "peer")
+    out.append(("connect + upgrade + close", "≥ 1.0 × best peer", verdict([ge(h, 1.0)]), "%s best peer" % fratio(h)))
+    ours7, best7 = sec.value("7", OURS), sec.best_peer("7")[1]
+    out.append(("Autobahn 9.x total duration", "≤ fastest peer's",
+                verdict([None if ours7 is None or best7 is None else ours7 <= best7]),
+                "%s ms vs %s ms" % (fmt(ours7), fmt(best7))))
+    return out
+
+
+def sanity(sec):
+    warnings = []
+    if sec.pinned:
+        pairs = [sec.rows[(sc, s)]["pair_cpu"] for sc in ECHO for s in sec.servers(sc)
+                 if sec.rows[(sc, s)]["pair_cpu"] is not None]
+        if pairs and median(pairs) < 0.9:
+            warnings.append("the server and the load generator together used only %.2f of their CPU "
+                            "(median over the echo runs): something else was running, so figures "
+                            "are low and noisy; compare the per-CPU-second column" % median(pairs))
+    for sc in sorted(ECHO):
+        raw = sec.value(sc, RAW)
+        if raw is None:
+            if sec.servers(sc):
+                warnings.append("%s: no raw TCP figure, so the load generator cannot be checked" % SC[sc][1])
+            continue
+        for s in sec.servers(sc):
+            v = sec.value(sc, s)
+            if s != RAW and v is not None and v >= raw:
+                warnings.append(
+                    "%s: %s (%s) is not below raw TCP (%s): the load generator may be the bottleneck"
+                    % (SC[sc][1], s, fmt(v, SC[sc][3]), fmt(raw, SC[sc][3])))
+    return warnings
+
+
+def table(sec, sc):
+    _, title, metric, unit, higher, _ = SC[sc]
+    best_name, best = sec.best_peer(sc)
+    raw = sec.value(sc, RAW)
+    lines = []
+    better = "higher" if higher else "lower"
+    lines.append("### %s %s" % (sc, title))
+    lines.append("")
+    head = ["server", "%s (median, %s is better)" % (unit, better), "× best peer"]
+    if raw is not None:
+        head.append("× raw TCP")
+    if sc in ECHO:
+        head += ["per CPU-second", "p50 µs", "p99 µs", "loadgen CPU", "server CPU"]
+    if sc == "6":
+        head += ["loadgen CPU", "server CPU"]
+    if sc == "7":
+        head += ["cases OK"]
+    head += ["runs ok"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for s in sec.servers(sc):
+        row = sec.rows[(sc, s)]
+        v = row["value"]
+        name = SERVER_NAMES.get(s, s)
+        if s == OURS:
+            name = "**%s**" % name
+        if s == best_name:
+            name += " (best peer)"
+        cells = [name, fmt(v, unit) if not row["skipped"] else "skipped", fratio(sec.ratio(sc, s, best))]
+        if raw is not None:
+            cells.append(fratio(sec.ratio(sc, s, raw)))
+        if sc in ECHO:
+            cells += [fmt(row["per_cpu"], unit), fmt(row["p50"]), fmt(row["p99"]),
+                      fcpu(row["loadgen_cpu"]), fcpu(row["server_cpu"])]
+        if sc == "6":
+            cells += [fcpu(row["loadgen_cpu"]), fcpu(row["server_cpu"])]
+        if sc == "7":
+            cells += ["%s / %s" % (fmt(row["autobahn_ok"]), fmt(row["autobahn_cases"]))]
+        cells += ["%d / %d" % (row["ok"], row["rounds"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    if sc in ECHO:
+        lines.append("")
+        lines.append("*per CPU-second*: the figure divided by the CPU time the server and the load "
+                     "generator used together (cores); CPU columns are fractions of one core.")
+    if sc == "4":
+        lines.append("")
+        lines.append("The rate search doubles the publish rate until a step fails, then bisects; "
+                     "every step starts a fresh server. The sender's own copies are not counted; "
+                     "expected deliveries = messages sent × 1,000. The steps are listed below.")
+    failed = [(s, sec.rows[(sc, s)]["errors"]) for s in sec.servers(sc) if sec.rows[(sc, s)]["errors"]]
+    if failed:
+        lines.append("")
+        for s, errs in failed:
+            lines.append("- %s failed a run: `%s`" % (s, errs[0].replace("`", "'")[:300]))
+    lines.append("")
+    return lines
+
+
+def svg_chart(sections, path):
+    rows = [sc for sc in SC if any(sec.advantage(sc) is not None for sec in sections)]
+    if not rows:
+        rows = [sc for sc in SC][:1]
+    series = [(sec, "pinned (1 CPU)" if sec.pinned else "unpinned", "#2b6cb0" if sec.pinned else "#90cdf4")
+              for sec in sections]
+    values = [sec.advantage(sc) for sec in sections for sc in rows]
+    vmax = max([2.0] + [v for v in values if v is not None])
+    vmax = min(vmax, 10.0)
+    left, right, top, bar_h, gap = 150, 70, 60, 16, 14
+    width = 760
+    plot_w = width - left - right
+    group_h = bar_h * len(series) + gap
+    height = top + group_h * len(rows) + 50
+    x = lambda v: left + plot_w * min(v, vmax) / vmax
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+           'font-family="sans-serif" font-size="12">' % (width, height, width, height),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="%d" y="22" font-size="15" font-weight="bold">rfc6455 against the best peer, per scenario</text>' % left,
+           '<text x="%d" y="40" fill="#555">ratio, &gt; 1 means rfc6455 is better (faster, or less memory)</text>' % left]
+    # grid
+    step = 0.5 if vmax <= 3 else 1.0
+    t = 0.0
+    while t <= vmax + 1e-9:
+        gx = x(t)
+        out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="%s"/>'
+                   % (gx, top - 6, gx, height - 40, "#c53030" if abs(t - 1) < 1e-9 else "#e2e8f0",
+                      "1.5" if abs(t - 1) < 1e-9 else "1"))
+        out.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%g</text>' % (gx, height - 26, t))
+        t += step
+    for i, sc in enumerate(rows):
+        y0 = top + i * group_h
+        out.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>'
+                   % (left - 8, y0 + bar_h * len(series) / 2 + 4, html.escape(SC[sc][5])))
+        for j, (sec, _, color) in enumerate(series):
+            v = sec.advantage(sc)
+            y = y0 + j * bar_h
+            if v is None:
+                out.append('<text x="%d" y="%.1f" fill="#999">no data</text>' % (left + 4, y + bar_h - 4))
+                continue
+            out.append('<rect x="%d" y="%.1f" width="%.1f" height="%d" fill="%s"/>'
+                       % (left, y + 1, max(x(v) - left, 1), bar_h - 2, color))
+            out.append('<text x="%.1f" y="%.1f" fill="#222">%.2f×%s</text>'
+                       % (x(v) + 4, y + bar_h - 4, v, "" if v <= vmax else " (clipped)"))
+    ly = height - 10
+    lx = left
+    for _, label, color in series:
+        out.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (lx, ly - 10, color))
+        out.append('<text x="%d" y="%d">%s</text>' % (lx + 16, ly, html.escape(label)))
+        lx += 150
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("results", nargs="*")
+    ap.add_argument("--md", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--svg", default=os.path.join(ROOT, "docs", "benchmarks.svg"))
+    args = ap.parse_args()
+    paths = args.results
+    if not paths:
+        found = sorted(glob.glob(os.path.join(ROOT, "target", "bench", "results-*.jsonl")), key=os.path.getmtime)
+        if not found:
+            sys.exit("report.py: no results file given and none in target/bench/")
+        paths = [found[-1]]
+    metas, results, steps = load(paths)
+    if not results:
+        sys.exit("report.py: no results in %s" % ", ".join(paths))
+    meta = metas[0] if metas else {}
+    sections = [s for s in (Section(True, results), Section(False, results)) if not s.empty()]
+
+    md = ["# Benchmarks", ""]
+    md.append("Generated by `bench/report.py` on %s from %s. Every figure is the median over the "
+              "rounds; each server was started fresh for each run." % (
+                  time.strftime("%Y-%m-%d"), ", ".join("`%s`" % shown(p) for p in paths)))
+    md.append("")
+    md.append("## Machine and command")
+    md.append("")
+    md.append("| | |")
+    md.append("|---|---|")
+    md.append("| CPU | %s |" % meta.get("cpu", "?"))
+    md.append("| cores | %s |" % meta.get("cores", "?"))
+    md.append("| kernel | %s |" % meta.get("kernel", "?"))
+    md.append("| rustc | %s |" % meta.get("rustc", "?"))
+    md.append("| node | %s |" % (meta.get("node") or "not installed"))
+    md.append("| run started | %s |" % meta.get("started", "?"))
+    md.append("| rounds, seconds per measurement | %s, %s (after %s s warmup) |"
+              % (meta.get("rounds", "?"), meta.get("duration", "?"), meta.get("warmup", "?")))
+    md.append("")
+    md.append("To reproduce (from the repository root):")
+    md.append("")
+    md.append("```sh")
+    md.append(meta.get("command", "bench/run.sh"))
+    md.append("python3 bench/report.py target/bench/results-*.jsonl   # this page, from the results")
+    md.append("```")
+    md.append("")
+    md.append("The load generator (`bench/loadgen`, one thread) runs on the same machine as the server; "
+              "*pinned* means both were bound to the same single CPU with `taskset`, so the load "
+              "generator's own CPU time is taken from the server's. The raw TCP echo answers the "
+              "upgrade and then returns every byte unparsed: it is the ceiling this load generator "
+              "can measure. See `bench/README.md`.")
+    md.append("")
+    md.append("![rfc6455 against the best peer](benchmarks.svg)")
+    md.append("")
+
+    for sec in sections:
+        title = "Pinned (server and load generator on one CPU)" if sec.pinned else "Unpinned"
+        md.append("## %s" % title)
+        md.append("")
+        md.append("### The bars rfc6455 has to meet")
+        md.append("")
+        md.append("| bar | requirement | rfc6455 | verdict |")
+        md.append("|---|---|---|---|")
+        for bar, req, verdict, detail in bars(sec):
+            md.append("| %s | %s | %s | %s |" % (bar, req, detail, verdict))
+        md.append("")
+        warnings = sanity(sec)
+        if warnings:
+            md.append("**Checks failed** (raw TCP must beat every server in the echo scenarios; "
+                      "the pinned CPU must be ours):")
+            md.append("")
+            for w in warnings:
+                md.append("- warning: %s" % w)
+                print("report.py: warning (%s): %s" % ("pinned" if sec.pinned else "unpinned", w), file=sys.stderr)
+            md.append("")
+        elif any(sec.value(sc, RAW) is not None for sc in ECHO):
+            md.append("Load generator check: raw TCP beat every server in every echo scenario measured.")
+            md.append("")
+        for sc in SC:
+            if sec.servers(sc):
+                md.extend(table(sec, sc))
+        # The broadcast search, step by step.
+        st = [s for s in steps if bool(s.get("pinned")) == sec.pinned]
+        if st:
+            md.append("Broadcast search steps (rate in msgs/s: p99, deliveries lost; ✓ pass, ✗ fail), by round:")
+            md.append("")
+            for server in sec.servers("4"):
+                for rnd in sorted({s["round"] for s in st if s["server"] == server}):
+                    parts = []
+                    for s in st:
+                        if s["server"] != server or s["round"] != rnd:
+                            continue
+                        r = s.get("result") or {}
+                        p99 = r.get("p99_us")
+                        if r.get("aborted"):
+                            what = "p99 past %s ms, stopped early" % fmt(p99 / 1000) if p99 is not None else "stopped early"
+                        elif p99 is not None:
+                            what = "%s ms, %s lost" % (fmt(p99 / 1000), r.get("lost", "–"))
+                        else:
+                            what = "failed"
+                        parts.append("%s: %s%s" % (s.get("rate"), what, " ✓" if s.get("pass") else " ✗"))
+                    md.append("- %s, round %d: %s" % (server, rnd, "; ".join(parts)))
+            md.append("")
+
+    with open(args.md, "w") as f:
+        f.write("\n".join(md).rstrip() + "\n")
+    svg_chart(sections, args.svg)
+    print("report.py: wrote %s and %s" % (args.md, args.svg), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
