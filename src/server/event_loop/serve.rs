@@ -5,12 +5,12 @@
 use super::Server;
 use crate::close::CloseCode;
 use crate::connection::{Connection, Event};
+use crate::server::outbox::write_two;
 use crate::server::{Closed, ConnId, Ctx, Entry, Handler, Table};
 use crate::state::State;
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::cmp::Reverse;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::time::Instant;
 
@@ -130,7 +130,7 @@ impl<H: Handler> Server<H> {
             entry.outbox.keep_unwritten(cork, 0, &mut self.table.pool);
             return entry.outbox.write_to(&mut entry.stream, &mut self.table.pool);
         }
-        let written = write_some(&mut entry.stream, cork)?;
+        let written = write_two(&mut entry.stream, cork, &[])?;
         if written < cork.len() {
             entry.outbox.keep_unwritten(cork, written, &mut self.table.pool);
         }
@@ -287,19 +287,4 @@ fn reregister(
     interest: Interest,
 ) -> io::Result<()> {
     registry.reregister(&mut entry.stream, Token(id.to_token()), interest)
-}
-
-/// Writes what the socket takes without blocking; returns how much that was.
-fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
-    let mut written = 0;
-    while written < bytes.len() {
-        match stream.write(&bytes[written..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(written)
 }
