@@ -4,7 +4,7 @@
 //! Every response closes the connection (`Connection: close`): the server speaks HTTP only to
 //! answer one request or to upgrade.
 
-use crate::handshake::{HandshakeError, RequestHead};
+use crate::handshake::RequestHead;
 use bytes::Bytes;
 
 /// A static resource served at an exact path to `GET` and `HEAD`.
@@ -108,15 +108,6 @@ pub fn status_text(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
-    }
-}
-
-/// The refusal a route stands for, for reporting.
-pub fn refusal(route: &Route<'_>) -> Option<HandshakeError> {
-    match route {
-        Route::PageMethodNotAllowed => Some(HandshakeError::MethodNotAllowed),
-        Route::NotFound => Some(HandshakeError::NotFound),
-        Route::Page { .. } | Route::WebSocket => None,
     }
 }
 

@@ -231,11 +231,8 @@ impl Ctx<'_> {
         if !rest.is_empty() {
             let mut copy = table.pool.take();
             copy.extend_from_slice(rest);
+            // The loop registers WRITABLE for it when this wakeup settles.
             entry.outbox.push_owned(copy, &mut table.pool);
-            if !entry.touched {
-                entry.touched = true;
-                table.touched.push(id);
-            }
         }
         Ok(())
     }
