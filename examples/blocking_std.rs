@@ -5,6 +5,7 @@
 //! cargo run --example blocking_std                 # ws://127.0.0.1:9003/
 //! ```
 
+use rfc6455::policy::Policy;
 use rfc6455::{Config, Connection, Event, State};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,11 +27,25 @@ fn serve(mut stream: TcpStream, config: Arc<Config>) -> std::io::Result<()> {
             Ok(n) => {
                 let mut pos = 0;
                 while pos < n {
-                    let received = conn.receive(&mut buf[pos..n], Instant::now(), &mut out);
+                    let now = Instant::now();
+                    let received = conn.receive(&mut buf[pos..n], now, &mut out);
                     pos += received.consumed;
-                    if let Some(Event::Message(message)) = received.event {
+                    match received.event {
+                        // The opening handshake: the core has checked it, we decide.
+                        Some(Event::Request) => {
+                            let decided =
+                                conn.request().map(|request| Policy::default().decide(request));
+                            let _ = match decided {
+                                Some(Ok(accept)) => conn.accept(&accept, &mut out, now),
+                                Some(Err(response)) => conn.respond(&response, &mut out, now),
+                                None => Ok(()),
+                            };
+                        }
                         // Echo: a slice of `buf` when the message came in one read.
-                        let _ = conn.send(&mut out, &message);
+                        Some(Event::Message(message)) => {
+                            let _ = conn.send(&mut out, &message);
+                        }
+                        _ => {}
                     }
                 }
             }

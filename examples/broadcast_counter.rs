@@ -15,16 +15,17 @@ struct Counter {
 }
 
 impl Handler for Counter {
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: &Message<'_>) {
+    // Nothing is kept per connection.
+    type State = ();
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, _: &mut (), message: &Message<'_>) {
         if message.as_text().is_none() {
             return;
         }
         self.messages += 1;
-        let frame = SharedFrame::text(&format!("{} messages so far", self.messages));
-        for id in ctx.open_connections() {
-            // A connection that is closing or too far behind is skipped; the loop deals with it.
-            let _ = ctx.send_shared(id, &frame);
-        }
+        // Encoded once, queued for everyone; a connection that is closing or too far behind is
+        // skipped, and the loop deals with it.
+        ctx.broadcast(&SharedFrame::text(&format!("{} messages so far", self.messages)));
     }
 }
 

@@ -234,9 +234,10 @@ pub fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// Appends a masked frame, as a client sends (§5.3), to `out`: the load generator's and the
-/// tests' encoder. `rsv` is put in place as given, so tests can set reserved bits.
-pub fn write_masked_frame(
+/// Appends a masked frame, as a client sends (§5.3), to `out`: the unit tests' encoder. `rsv`
+/// is put in place as given, so tests can set reserved bits.
+#[cfg(test)]
+pub(crate) fn write_masked_frame(
     out: &mut Vec<u8>,
     fin: bool,
     rsv: u8,

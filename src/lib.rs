@@ -1,13 +1,13 @@
 //! # rfc6455: a WebSocket server written from the RFC up
 //!
 //! ```text
-//!  application      echo, chat: a [`server::Handler`]
+//!  application      echo, chat: a [`server::Handler`] (policy: pages, origins, subprotocols)
 //!  ─────────────────────────────────────────────────────────────
 //!  event loop       server: mio, sockets, buffers, timers      ◀─ the only I/O
 //!  ─────────────────────────────────────────────────────────────
 //!  state machine    connection, state: bytes + time in, events + bytes out
 //!  ─────────────────────────────────────────────────────────────
-//!  protocol core    handshake §4 · frame §5.2 · mask §5.3 · close §7.4 · utf8 §8.1
+//!  protocol core    handshake §4 · frame §5.2 · mask §5.3 · close §7.4 · utf8 §8.1 · http
 //! ```
 //!
 //! Contents, bottom up (a reading order):
@@ -17,10 +17,12 @@
 //! 3. [`utf8`]: §8.1 incremental UTF-8 validation that fails fast.
 //! 4. [`close`]: §7.4 status codes and the Close frame body.
 //! 5. [`error`]: one [`error::ProtocolError`] per MUST a peer can break, with its close code.
-//! 6. [`handshake`]: §4.2 the server's opening handshake.
+//! 6. [`handshake`]: §4.2 the opening handshake: the client's [`handshake::Request`], the
+//!    server's [`handshake::Accept`]; [`http`]: every other response on the same port.
 //! 7. [`state`] and [`connection`]: one connection as a sans-I/O state machine.
 //! 8. [`server`]: the mio event loop and the [`server::Handler`] API.
-//! 9. [`echo`] and [`chat`]: two handlers; [`http`] serves the chat page on the same port.
+//! 9. [`policy`]: the usual answer to a handshake (pages, WebSocket path, origins,
+//!    subprotocols), built on the handler's hook; [`echo`] and [`chat`]: two handlers.
 //!
 //! Nothing below [`server`] performs I/O or reads the clock: the protocol can be tested, fuzzed
 //! and driven by any transport. Long explanations live in `docs/`: `architecture.md` (the
@@ -35,6 +37,7 @@
 //! unmasked echo come out; no socket anywhere.
 //!
 //! ```
+//! use rfc6455::handshake::Accept;
 //! use rfc6455::{Config, Connection, Event, Message};
 //! use std::sync::Arc;
 //! use std::time::Instant;
@@ -43,12 +46,16 @@
 //! let mut conn = Connection::new(Arc::new(Config::default()), now);
 //! let mut out = Vec::new();
 //!
-//! // 1. The opening handshake (RFC 6455 §1.3's example key).
-//! let mut request = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+//! // 1. The opening handshake (RFC 6455 §1.3's example key): the core parses and checks it,
+//! //    the application decides, the core writes the answer.
+//! let mut request = b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
 //!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 //!     Sec-WebSocket-Version: 13\r\n\r\n".to_vec();
 //! let received = conn.receive(&mut request, now, &mut out);
-//! assert!(matches!(received.event, Some(Event::Opened(_))));
+//! assert_eq!(received.event, Some(Event::Request));
+//! let asked = conn.request().unwrap();
+//! assert_eq!((asked.path(), asked.query_param("room")), ("/chat", Some("1")));
+//! conn.accept(&Accept::new(), &mut out, now).unwrap();
 //! let response = String::from_utf8(std::mem::take(&mut out)).unwrap();
 //! assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
 //!
@@ -67,15 +74,22 @@
 //!
 //! ```
 //! use rfc6455::frame::{self, FrameHeader, OpCode};
+//! use rfc6455::mask::apply_mask;
 //!
-//! let mut bytes = Vec::new();
-//! frame::write_masked_frame(&mut bytes, true, 0, OpCode::Binary, &[1, 2, 3], [9, 8, 7, 6]);
-//! let (header, header_len) = frame::decode_header(&bytes).unwrap().unwrap();
-//! assert_eq!(header, FrameHeader {
+//! // A client's frame: the header, then the payload masked with the frame's key (§5.3).
+//! let header = FrameHeader {
 //!     fin: true, rsv: 0, opcode: OpCode::Binary, mask: Some([9, 8, 7, 6]), payload_len: 3,
-//! });
+//! };
+//! let mut bytes = Vec::new();
+//! header.encode(&mut bytes);
+//! let mut payload = [1, 2, 3];
+//! apply_mask(&mut payload, [9, 8, 7, 6], 0);
+//! bytes.extend_from_slice(&payload);
+//! // The server's side: the same header back, and the payload unmasked.
+//! let (decoded, header_len) = frame::decode_header(&bytes).unwrap().unwrap();
+//! assert_eq!((decoded, header_len), (header, 6));
 //! let mut payload = bytes[header_len..].to_vec();
-//! rfc6455::mask::apply_mask(&mut payload, [9, 8, 7, 6], 0);
+//! apply_mask(&mut payload, [9, 8, 7, 6], 0);
 //! assert_eq!(payload, [1, 2, 3]);
 //! // Half a header is "need more", not an error.
 //! assert_eq!(frame::decode_header(&bytes[..1]), Ok(None));
@@ -96,6 +110,7 @@ pub mod handshake;
 pub mod http;
 pub mod mask;
 pub mod message;
+pub mod policy;
 pub mod server;
 pub mod state;
 pub mod utf8;
@@ -103,6 +118,8 @@ pub mod utf8;
 pub use close::CloseCode;
 pub use connection::{Config, Connection, Event, Received};
 pub use error::ProtocolError;
+pub use handshake::{Accept, Request};
+pub use http::Response;
 pub use message::{Message, Payload};
 pub use state::State;
 

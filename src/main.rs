@@ -5,10 +5,12 @@ mod signals;
 
 use rfc6455::chat::{self, Chat, ChatOptions, RateLimit};
 use rfc6455::echo::Echo;
-use rfc6455::server::{Handler, Options, Server};
+use rfc6455::policy::Policy;
+use rfc6455::server::{Handler, Log, Options, Record, Server};
 use signals::Signals;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "\
@@ -38,8 +40,8 @@ options (defaults: chat / echo):
 chat only:
   --heartbeat SECS          the tutorial's app-level heartbeat message, 0 = off [5]
   --history N               recent messages sent to a new client [50]
-  --rate-limit N            messages per second a client may send (bursts of 2N), else
-                            close 1008; 0 = off [20]
+  --rate-limit N            messages per second a client may send (bursts of 2N); a
+                            faster client is read at that rate, nothing is dropped; 0 = off [20]
   -h, --help                this text
 ";
 
@@ -64,16 +66,14 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
         "chat" => {
             let mut settings = Settings::chat();
             settings.parse(rest)?;
-            let listen = settings.listen;
-            let mut options = settings.options;
-            options.connection.pages = vec![chat::page()];
-            options.connection.websocket_path = Some("/".into());
-            serve(listen, options, Chat::new(settings.chat), signals, "chat: open http://")
+            let chat = Chat::with_policy(settings.chat, settings.policy);
+            serve(settings.listen, settings.options, chat, signals, "chat: open http://")
         }
         "echo" => {
             let mut settings = Settings::echo();
             settings.parse(rest)?;
-            serve(settings.listen, settings.options, Echo, signals, "echo listening on ws://")
+            let echo = Echo { policy: settings.policy };
+            serve(settings.listen, settings.options, echo, signals, "echo listening on ws://")
         }
         "-h" | "--help" => {
             print!("{USAGE}");
@@ -94,14 +94,30 @@ fn serve<H: Handler>(
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     eprintln!("rfc6455 {banner}{addr}/");
-    signals.shut_down_on_signal(server.shutdown_handle());
+    signals.shut_down_on_signal(server.handle());
     server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// The command's log: every record a line on standard error.
+struct Stderr;
+
+impl Log for Stderr {
+    fn record(&self, record: &Record<'_>) {
+        match record {
+            Record::Trace { conn, line } => eprintln!("[conn {conn}] {line}"),
+            Record::AnswerRefused { conn, error } => {
+                eprintln!("[conn {conn}] the handler's answer was refused: {error}")
+            }
+            other => eprintln!("{other:?}"),
+        }
+    }
 }
 
 /// Everything the command line sets.
 struct Settings {
     listen: SocketAddr,
     options: Options,
+    policy: Policy,
     chat: ChatOptions,
     is_chat: bool,
 }
@@ -115,8 +131,13 @@ impl Settings {
         options.connection.ping_interval = Some(Duration::from_secs(20));
         options.max_outbox = 1024 * 1024;
         options.max_connections_per_ip = 256;
+        // A chat message is at most 64 KiB: a member whose reading is paused by the rate limit
+        // holds at most this much read and not yet processed.
+        options.read_budget = 64 * 1024;
+        options.log = Some(Arc::new(Stderr));
         let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
-        Settings { listen, options, chat: ChatOptions::default(), is_chat: true }
+        let chat = ChatOptions::default();
+        Settings { listen, options, policy: chat::policy(), chat, is_chat: true }
     }
 
     fn echo() -> Settings {
@@ -125,8 +146,10 @@ impl Settings {
         options.connection.max_frame_size = 64 << 20;
         options.connection.max_message_size = 64 << 20;
         options.connection.ping_interval = Some(Duration::from_secs(20));
+        options.log = Some(Arc::new(Stderr));
         let listen = SocketAddr::from(([127, 0, 0, 1], 9001));
-        Settings { listen, options, chat: ChatOptions::default(), is_chat: false }
+        let chat = ChatOptions::default();
+        Settings { listen, options, policy: Policy::default(), chat, is_chat: false }
     }
 
     fn parse(&mut self, args: &[String]) -> Result<(), String> {
@@ -165,8 +188,8 @@ impl Settings {
                 }
                 "--max-connections" => self.options.max_connections = size()?,
                 "--max-connections-per-ip" => self.options.max_connections_per_ip = size()?,
-                "--allow-origin" => connection.allowed_origins.push(value.clone()),
-                "--subprotocol" => connection.subprotocols.push(value.clone()),
+                "--allow-origin" => self.policy.allowed_origins.push(value.clone()),
+                "--subprotocol" => self.policy.subprotocols.push(value.clone()),
                 "--handshake-timeout" => connection.handshake_timeout = secs()?,
                 "--close-timeout" => connection.close_timeout = secs()?,
                 "--ping-interval" => connection.ping_interval = optional_secs()?,

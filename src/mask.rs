@@ -26,11 +26,14 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
     }
     // Whole words consumed a multiple of 4 key bytes, so the tail starts at `rotated[0]` again.
-    apply_mask_bytewise(chunks.into_remainder(), rotated, 0);
+    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
+        *byte ^= rotated[i % 4];
+    }
 }
 
 /// The plain byte loop of §5.3, kept as the reference the word-at-a-time version is tested against.
-pub fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
+#[cfg(test)]
+fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, byte) in buf.iter_mut().enumerate() {
         *byte ^= key[(offset + i) % 4];
     }

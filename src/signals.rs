@@ -5,48 +5,36 @@
 //! is inherited), so they are only ever taken by `sigwait` here: no handler runs in the middle
 //! of the event loop.
 
-use rfc6455::server::ShutdownHandle;
-
-const SIG_BLOCK: i32 = 0;
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
-
-/// glibc's `sigset_t`: 1024 bits.
-#[repr(C)]
-struct SigSet([u64; 16]);
-
-unsafe extern "C" {
-    fn sigemptyset(set: *mut SigSet) -> i32;
-    fn sigaddset(set: *mut SigSet, signal: i32) -> i32;
-    fn pthread_sigmask(how: i32, set: *const SigSet, old: *mut SigSet) -> i32;
-    fn sigwait(set: *const SigSet, signal: *mut i32) -> i32;
-}
+use rfc6455::server::ServerHandle;
+use std::mem::MaybeUninit;
 
 /// The set {SIGINT, SIGTERM}, blocked in the calling thread (call before starting threads).
-pub struct Signals(SigSet);
+pub struct Signals(libc::sigset_t);
 
 impl Signals {
     pub fn block() -> Signals {
-        let mut set = SigSet([0; 16]);
-        // SAFETY: `set` is a valid, writable sigset_t-sized buffer for each call; a null `old`
-        // is allowed by pthread_sigmask.
-        unsafe {
-            sigemptyset(&mut set);
-            sigaddset(&mut set, SIGINT);
-            sigaddset(&mut set, SIGTERM);
-            pthread_sigmask(SIG_BLOCK, &set, std::ptr::null_mut());
-        }
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the set it is given; sigaddset and pthread_sigmask
+        // take that initialised set; a null `old` set is allowed by pthread_sigmask.
+        let set = unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            let mut set = set.assume_init();
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            set
+        };
         Signals(set)
     }
 
     /// Starts the thread that turns the first signal into a graceful shutdown.
-    pub fn shut_down_on_signal(self, handle: ShutdownHandle) {
+    pub fn shut_down_on_signal(self, handle: ServerHandle) {
         std::thread::spawn(move || {
             let mut first = true;
             loop {
                 let mut signal = 0;
                 // SAFETY: the set was filled by `block`; `signal` is a valid out pointer.
-                if unsafe { sigwait(&self.0, &mut signal) } != 0 {
+                if unsafe { libc::sigwait(&self.0, &mut signal) } != 0 {
                     return;
                 }
                 if !first {

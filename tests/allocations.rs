@@ -75,9 +75,9 @@ fn echo_batch(client: &mut common::Client, count: usize, size: usize) {
 
 fn allocations_for(count: usize, size: usize) -> u64 {
     let mut server =
-        Server::bind("127.0.0.1:0".parse().unwrap(), Options::default(), Echo).unwrap();
+        Server::bind("127.0.0.1:0".parse().unwrap(), Options::default(), Echo::default()).unwrap();
     let addr = server.local_addr().unwrap();
-    let stop = server.shutdown_handle();
+    let stop = server.handle();
     let thread = std::thread::spawn(move || {
         COUNTED.with(|c| c.set(true));
         server.run().unwrap();

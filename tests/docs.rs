@@ -6,7 +6,8 @@ use std::path::Path;
 fn source_for(prefix: &str) -> Option<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let candidates = match prefix {
-        "hostile" | "chat" | "echo" | "allocations" | "docs" | "protocol_doc" => {
+        "hostile" | "chat" | "echo" | "allocations" | "docs" | "protocol_doc" | "handle"
+        | "examples" => {
             vec![format!("tests/{prefix}.rs")]
         }
         other => {

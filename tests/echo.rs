@@ -180,14 +180,15 @@ fn holds_a_thousand_concurrent_connections() {
 #[test]
 fn on_close_reports_how_each_connection_ended() {
     use rfc6455::Message;
-    use rfc6455::server::{Closed, Ctx, Handler};
+    use rfc6455::server::{CloseStatus, Ctx, Handler};
     use std::sync::{Arc, Mutex};
 
     struct Record(Arc<Mutex<Vec<u16>>>);
     impl Handler for Record {
-        fn on_message(&mut self, _: &mut Ctx<'_>, _: &Message<'_>) {}
-        fn on_close(&mut self, _: &mut Ctx<'_>, closed: &Closed) {
-            self.0.lock().unwrap().push(closed.code.0);
+        type State = ();
+        fn on_message(&mut self, _: &mut Ctx<'_, ()>, _: &mut (), _: &Message<'_>) {}
+        fn on_close(&mut self, _: &mut Ctx<'_, ()>, _: (), status: &CloseStatus) {
+            self.0.lock().unwrap().push(status.code.0);
         }
     }
     let codes = Arc::new(Mutex::new(Vec::new()));

@@ -6,9 +6,11 @@ mod common;
 
 use common::process::Process;
 use common::{Client, TestServer, http_exchange, upgrade_request};
-use rfc6455::chat::{Chat, ChatOptions, RateLimit};
+use rfc6455::chat::{Chat, ChatOptions};
+use rfc6455::echo::Echo;
 use rfc6455::frame::{FrameHeader, OpCode};
 use rfc6455::server::Options;
+use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
@@ -85,9 +87,9 @@ fn bad_upgrade_requests_get_405_426_400() {
 
 #[test]
 fn origin_not_on_the_allowlist_gets_403_before_any_101() {
-    let mut options = Options::default();
-    options.connection.allowed_origins = vec!["https://chat.example".into()];
-    let server = TestServer::echo(options);
+    let mut echo = Echo::default();
+    echo.policy.allowed_origins = vec!["https://chat.example".into()];
+    let server = TestServer::start(Options::default(), echo);
     let with_origin = |origin: &str| {
         let request = upgrade_request(&server.addr)
             .replace("\r\n\r\n", &format!("\r\nOrigin: {origin}\r\n\r\n"));
@@ -119,7 +121,17 @@ fn declared_lengths_are_checked_before_allocating() {
     let mut waiting = Client::connect(server.addr);
     declare(&mut waiting, OpCode::Binary, 60 << 20);
     waiting.stream.write_all(b"abcd").unwrap();
-    waiting.send_frame(true, OpCode::Ping, b"sync");
+    // Wait until the server has read those bytes (its socket's receive queue is empty), then
+    // for a round trip on another connection: the wakeup that read them is over.
+    let client_port = waiting.stream.local_addr().unwrap().port();
+    let started = Instant::now();
+    while common::process::unread_bytes(server.addr.port(), client_port) != Some(0) {
+        assert!(started.elapsed() < common::IO_TIMEOUT, "the server never read the header");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut probe = Client::connect(server.addr);
+    probe.send_text("sync");
+    assert_eq!(probe.read_frame().unwrap().payload, b"sync");
     let growth = server.rss().saturating_sub(before);
     assert!(growth < 1 << 20, "RSS grew by {growth} bytes");
 }
@@ -216,17 +228,23 @@ fn a_ping_flood_from_a_client_that_never_reads_is_coalesced() {
 
 #[test]
 fn connection_floods_get_503_globally_and_per_address() {
-    let server = TestServer::echo(Options { max_connections: 4, ..Options::default() });
+    let mut options = Options::default();
+    options.max_connections = 4;
+    let server = TestServer::echo(options);
     let held: Vec<Client> = (0..4).map(|_| Client::connect(server.addr)).collect();
     let refused = http_exchange(server.addr, upgrade_request(&server.addr).as_bytes());
     assert!(refused.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{refused}");
+    assert!(refused.contains("\r\nRetry-After: 1\r\n"), "{refused}");
     drop(held);
 
-    let server = TestServer::echo(Options { max_connections_per_ip: 2, ..Options::default() });
+    let mut options = Options::default();
+    options.max_connections_per_ip = 2;
+    let server = TestServer::echo(options);
     let mut held: Vec<Client> = (0..2).map(|_| Client::connect(server.addr)).collect();
     let refused = http_exchange(server.addr, upgrade_request(&server.addr).as_bytes());
     assert!(refused.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{refused}");
     assert!(refused.contains("too many connections from this address"));
+    assert!(refused.contains("\r\nRetry-After: 1\r\n"), "{refused}");
     // When one leaves, the address may connect again.
     let mut leaving = held.pop().unwrap();
     leaving.send_frame(true, OpCode::Close, b"\x03\xe8");
@@ -285,17 +303,48 @@ fn descriptor_exhaustion_does_not_busy_loop_and_accepting_resumes() {
     }
 }
 
+/// A burst over the chat's default rate limit (20 messages a second, bursts of 40) is slowed
+/// down, not cut off: the server stops reading from the sender until its tokens refill, and
+/// every message arrives, in order, no faster than the rate.
 #[test]
-fn a_chat_message_flood_is_closed_with_1008() {
-    let rate_limit = Some(RateLimit { per_second: 10.0, burst: 20.0 });
-    let chat = ChatOptions { heartbeat: None, history: 0, rate_limit };
+fn a_chat_burst_is_slowed_down_and_delivered_whole() {
+    const MESSAGES: usize = 200;
+    let mut chat = ChatOptions::default();
+    chat.heartbeat = None;
     let server = TestServer::start(Options::default(), Chat::new(chat));
-    let mut client = Client::connect(server.addr);
-    for n in 0..100 {
-        client.send_text(&format!("flood {n}"));
+    let mut sender = Client::connect(server.addr);
+    let mut receiver = Client::connect(server.addr);
+    // 200 messages in one write, as a paste or a bot sends them.
+    let burst: Vec<u8> = (0..MESSAGES)
+        .flat_map(|n| sender.frame_bytes(true, OpCode::Text, format!("burst {n}").as_bytes()))
+        .collect();
+    sender.stream.write_all(&burst).unwrap();
+    let mut stamps = Vec::new();
+    while stamps.len() < MESSAGES {
+        let frame = receiver.read_frame().unwrap();
+        assert_eq!(frame.opcode, OpCode::Text, "{frame:?}");
+        let message: Value = serde_json::from_slice(&frame.payload).unwrap();
+        if message["type"] == 2 {
+            assert_eq!(message["message"], format!("burst {}", stamps.len()), "order");
+            stamps.push(message["ts"].as_u64().unwrap());
+        }
     }
-    assert_eq!(close_code(&mut client), Some(1008));
-    assert_eq!(server.stop().stats().rate_limited, 1);
+    // The first 40 at once, then 20 a second: the last is stamped about 8 s after the first
+    // (a lower bound only: a slow machine is later, never earlier).
+    let spread = stamps[MESSAGES - 1] - stamps[0];
+    assert!(spread >= 7_500, "200 messages spread over {spread} ms");
+    // The sender was never closed: it still chats.
+    sender.send_text("still here");
+    loop {
+        let message: Value =
+            serde_json::from_slice(&receiver.read_frame().unwrap().payload).unwrap();
+        if message["message"] == "still here" {
+            break;
+        }
+    }
+    let stats = server.stop().stats().clone();
+    assert_eq!(stats.messages, MESSAGES as u64 + 1);
+    assert!(stats.throttled >= (MESSAGES - 40) as u64, "{stats:?}");
 }
 
 #[test]

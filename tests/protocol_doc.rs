@@ -25,9 +25,7 @@ struct Step {
 }
 
 fn masked(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    frame::write_masked_frame(&mut out, fin, 0, opcode, payload, KEY);
-    out
+    common::masked_frame(fin, 0, opcode, payload, KEY)
 }
 
 /// Reads exactly the bytes of `frames` frames from the server.

@@ -1,15 +1,18 @@
 //! `Connection` driven in memory by a list of operations: bytes in, time passing, sends and
-//! closes. Two connections get the same operations: one through plain `receive`, one the way
-//! the event loop drives it (`receive_keeping_tail`, lent buffers, the Pong backlog, tracing
-//! on); both are checked after every call, and they must agree. See fuzz/README.md.
+//! closes. Requests are answered by a `Policy`, as a handler would. Two connections get the
+//! same operations: one through plain `receive`, one the way the event loop drives it
+//! (`receive_leaving_partial`, reassembly buffers, Pongs held, tracing on); both are checked
+//! after every call, and they must agree. See fuzz/README.md.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::close::parse_close_body;
 use rfc6455::connection::SendError;
-use rfc6455::frame::{OpCode, write_masked_frame};
-use rfc6455::http::Page;
+use rfc6455::frame::{FrameHeader, OpCode};
+use rfc6455::http::Response;
+use rfc6455::mask::apply_mask;
+use rfc6455::policy::{Page, Policy};
 use rfc6455::{CloseCode, Config, Connection, Event, Message, Payload, State};
 use rfc6455_fuzz::check_server_frames;
 use std::sync::Arc;
@@ -65,10 +68,10 @@ enum Op {
         code: u16,
         reason: Vec<u8>,
     },
-    /// `set_output_backlogged`; when no longer backlogged, `write_owed_pong` as the event loop
-    /// does once its outbox drains.
+    /// `pong_latest_only`, as the event loop does while its outbox for the peer is not empty
+    /// (and with `false` once it drains).
     Backlogged(bool),
-    /// `refuse` with 503, as the event loop does when it is full.
+    /// `respond` with 503, as the event loop does when it is full.
     Refuse,
     /// `send_header` of a binary message, then its payload written by the caller.
     SendHeader(Vec<u8>),
@@ -97,10 +100,10 @@ enum Body {
 
 fuzz_target!(|input: Input| {
     let start = Instant::now();
-    let plain = config(&input, false);
-    let looped = config(&input, true);
-    let mut a = Harness::new(plain, start, 0);
-    let mut b = Harness::new(looped, start, usize::from(input.max_tail) % 4096);
+    let plain = config(false);
+    let looped = config(true);
+    let mut a = Harness::new(plain, policy(&input), start, 0);
+    let mut b = Harness::new(looped, policy(&input), start, usize::from(input.max_tail) % 4096);
     match &input.start {
         None => {
             for h in [&mut a, &mut b] {
@@ -136,32 +139,44 @@ fuzz_target!(|input: Input| {
 // `..Config::default()` although every field is set today: fields the crate adds later keep
 // their defaults instead of breaking this target.
 #[allow(clippy::needless_update)]
-fn config(input: &Input, event_loop: bool) -> Arc<Config> {
-    Arc::new(Config {
-        max_frame_size: 1024,
-        max_message_size: MAX_MESSAGE,
-        max_fragments: 16,
-        max_head_size: 1024,
-        max_headers: 16,
-        subprotocols: vec!["chat".into()],
-        handshake_timeout: Duration::from_secs(5),
-        close_timeout: Duration::from_secs(2),
-        ping_interval: Some(Duration::from_secs(3)),
-        pong_timeout: Duration::from_secs(1),
-        pages: vec![Page {
-            path: "/".into(),
-            content_type: "text/plain".into(),
-            body: "page".into(),
-        }],
-        websocket_path: input.websocket_path.then(|| "/chat".into()),
-        allowed_origins: if input.check_origin {
-            vec!["http://example.com".into()]
-        } else {
-            Vec::new()
-        },
-        trace: event_loop,
-        ..Config::default()
-    })
+fn config(event_loop: bool) -> Arc<Config> {
+    let mut config = Config::default();
+    config.max_frame_size = 1024;
+    config.max_message_size = MAX_MESSAGE;
+    config.max_fragments = 16;
+    config.max_head_size = 1024;
+    config.max_headers = 16;
+    config.handshake_timeout = Duration::from_secs(5);
+    config.close_timeout = Duration::from_secs(2);
+    config.ping_interval = Some(Duration::from_secs(3));
+    config.pong_timeout = Duration::from_secs(1);
+    config.trace = event_loop;
+    Arc::new(config)
+}
+
+/// How the harness answers requests, as a handler with a `Policy` does.
+fn policy(input: &Input) -> Policy {
+    let mut policy = Policy::default();
+    policy.subprotocols = vec!["chat".into()];
+    policy.pages =
+        vec![Page { path: "/".into(), content_type: "text/plain".into(), body: "page".into() }];
+    policy.websocket_path = input.websocket_path.then(|| "/chat".into());
+    if input.check_origin {
+        policy.allowed_origins = vec!["http://example.com".into()];
+    }
+    policy
+}
+
+/// A frame as a client sends it, with RSV bits as given.
+fn masked_frame(fin: bool, rsv: u8, opcode: OpCode, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let header =
+        FrameHeader { fin, rsv, opcode, mask: Some(key), payload_len: payload.len() as u64 };
+    let mut frame = Vec::new();
+    header.encode(&mut frame);
+    let start = frame.len();
+    frame.extend_from_slice(payload);
+    apply_mask(&mut frame[start..], key, 0);
+    frame
 }
 
 /// Plain `receive` and the event loop's way see the same events and write the same bytes
@@ -176,12 +191,14 @@ fn agree(a: &Harness, b: &Harness) {
 struct Harness {
     conn: Connection,
     config: Arc<Config>,
+    policy: Policy,
     now: Instant,
     /// Everything the server wrote.
     out: Vec<u8>,
     /// The events, with payloads as bytes (borrowed or owned alike).
     log: Vec<String>,
-    /// `receive_keeping_tail`'s limit (0: plain `receive`, and no lent buffers or tracing).
+    /// `receive_leaving_partial`'s limit (0: plain `receive`, no reassembly buffers, no
+    /// tracing).
     max_tail: usize,
     /// An incomplete frame left unconsumed by the last read, presented again with the next.
     tail: Vec<u8>,
@@ -191,7 +208,7 @@ struct Harness {
     checked: usize,
     /// The server wrote a Close frame: no data frame and no other Close may follow (§5.5.1).
     close_sent: bool,
-    /// The peer is not taking our output: Pings are answered only by `write_owed_pong`.
+    /// The peer is not taking our output: Pings are answered only when this is cleared.
     backlogged: bool,
     /// The connection ended with an event (failed, closed, refused, served): from then on
     /// nothing but the TCP close deadline's `TimedOut(Closed)`.
@@ -201,11 +218,12 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(config: Arc<Config>, now: Instant, max_tail: usize) -> Harness {
+    fn new(config: Arc<Config>, policy: Policy, now: Instant, max_tail: usize) -> Harness {
         let conn = Connection::new(config.clone(), now);
         Harness {
             conn,
             config,
+            policy,
             now,
             out: Vec::new(),
             log: Vec::new(),
@@ -249,9 +267,8 @@ impl Harness {
                         [&code.to_be_bytes()[..], reason.as_bytes()].concat()
                     }
                 };
-                let mut frame = Vec::new();
                 let rsv = if *rsv1 { 0x40 } else { 0 };
-                write_masked_frame(&mut frame, *fin, rsv, opcode, &payload, *key);
+                let frame = masked_frame(*fin, rsv, opcode, &payload, *key);
                 let cut = usize::from(*cut).min(frame.len());
                 self.feed(&frame[..cut]);
                 self.feed(&frame[cut..]);
@@ -325,11 +342,12 @@ impl Harness {
                 }
             }
             Op::Backlogged(backlogged) => {
-                self.conn.set_output_backlogged(*backlogged);
+                let (was, before) = (self.conn.state(), self.out.len());
+                self.conn.pong_latest_only(*backlogged, &mut self.out);
                 self.backlogged = *backlogged;
-                if !backlogged {
-                    let (was, before) = (self.conn.state(), self.out.len());
-                    self.conn.write_owed_pong(&mut self.out);
+                if *backlogged {
+                    assert_eq!(self.out.len(), before, "holding Pongs wrote bytes");
+                } else {
                     // At most the one Pong owed, and only while the peer's Pings are answered.
                     if self.out.len() > before {
                         assert!(matches!(was, State::Open | State::CloseSent), "Pong in {was:?}");
@@ -337,15 +355,17 @@ impl Harness {
                         assert!(matches!(&frames[..], [(OpCode::Pong, _)]), "{frames:?}");
                     }
                     let again = self.out.len();
-                    self.conn.write_owed_pong(&mut self.out);
+                    self.conn.pong_latest_only(false, &mut self.out);
                     assert_eq!(self.out.len(), again, "a Pong owed twice");
                 }
             }
             Op::Refuse => {
                 let (was, before) = (self.conn.state(), self.out.len());
                 let now = self.now;
-                self.conn.refuse(&mut self.out, 503, "Retry-After: 1\r\n", "server full", now);
+                let busy = Response::text(503, "server full").with_header("Retry-After", "1");
+                let answered = self.conn.respond(&busy, &mut self.out, now);
                 if was == State::Connecting {
+                    assert_eq!(answered, Ok(()));
                     assert_eq!(self.conn.state(), State::Closed);
                     assert!(self.out[before..].starts_with(b"HTTP/1.1 503 "));
                     self.log.push("Refused".into());
@@ -382,7 +402,7 @@ impl Harness {
     fn read(&mut self, mut buf: Vec<u8>, max_tail: usize) {
         if self.event_loop() {
             // A buffer from the pool, in case a message arrives in pieces.
-            let _ = self.conn.lend_buffer(Vec::with_capacity(256));
+            let _ = self.conn.provide_reassembly_buffer(Vec::with_capacity(256));
         }
         let mut pos = 0;
         loop {
@@ -390,7 +410,8 @@ impl Harness {
             let before = self.out.len();
             let rest = buf.len() - pos;
             let r = if self.event_loop() {
-                self.conn.receive_keeping_tail(&mut buf[pos..], max_tail, self.now, &mut self.out)
+                let now = self.now;
+                self.conn.receive_leaving_partial(&mut buf[pos..], max_tail, now, &mut self.out)
             } else {
                 self.conn.receive(&mut buf[pos..], self.now, &mut self.out)
             };
@@ -426,7 +447,7 @@ impl Harness {
             }
         }
         if self.event_loop() {
-            let _ = self.conn.reclaim_buffer();
+            let _ = self.conn.take_reassembly_buffer();
         }
     }
 
@@ -451,24 +472,17 @@ impl Harness {
         assert!(!self.ended && !self.timed_out, "{event:?} after the end");
         let written = &self.out[before..];
         match &event {
-            Event::Opened(opened) => {
-                assert_eq!((was, now), (State::Connecting, State::Open));
-                assert!(written.starts_with(b"HTTP/1.1 101 "), "{opened:?}");
-                self.frames_from = Some(self.out.len());
-                self.checked = self.out.len();
+            Event::Request => {
+                assert_eq!((was, now), (State::Connecting, State::Connecting));
+                assert!(written.is_empty(), "wrote before the application answered");
+                self.answer();
             }
             Event::Rejected(error) => {
                 assert_eq!((was, now), (State::Connecting, State::Closed));
                 let status = error.status();
-                let allowed = matches!(status, 400 | 404 | 405 | 426 | 431)
-                    || status == 403 && !self.config.allowed_origins.is_empty();
-                assert!(allowed, "{error:?} has status {status}");
+                assert!(matches!(status, 400 | 405 | 426 | 431), "{error:?} has status {status}");
                 let prefix = format!("HTTP/1.1 {status} ");
                 assert!(written.starts_with(prefix.as_bytes()), "{error:?}");
-            }
-            Event::Served(_) => {
-                assert_eq!((was, now), (State::Connecting, State::Closed));
-                assert!(written.starts_with(b"HTTP/1.1 200 OK\r\n"));
             }
             Event::Message(message) => {
                 assert!(matches!(was, State::Open | State::CloseSent), "message in {was:?}");
@@ -481,7 +495,7 @@ impl Harness {
                 let frames = self.check_frames(before);
                 self.check_pongs(&frames);
             }
-            Event::Closed { code, reason } => {
+            Event::CloseReceived { code, reason } => {
                 assert!(matches!(was, State::Open | State::CloseSent), "closed in {was:?}");
                 assert_eq!(now, State::Closed);
                 assert!(code.is_none_or(CloseCode::is_valid_on_wire), "{code:?} {reason:?}");
@@ -511,14 +525,60 @@ impl Harness {
                 self.check_pongs(rest);
             }
             Event::TimedOut(_) => panic!("receive returned {event:?}"),
+            other => panic!("unknown event {other:?}"),
         }
         self.log.push(match &event {
             Event::Message(Message::Text(text)) => format!("Text({:x?})", text.as_bytes()),
             Event::Message(Message::Binary(data)) => format!("Binary({:x?})", &data[..]),
             other => format!("{other:?}"),
         });
-        if now == State::Closed {
+        if self.conn.state() == State::Closed {
             self.ended = true;
+        }
+    }
+
+    /// Answers the waiting request as a handler with a `Policy` would, and checks what was
+    /// written: a 101 and the open state, or a page or refusal and the closed state.
+    fn answer(&mut self) {
+        let request = self.conn.request().expect("a request after Event::Request");
+        let decided = self.policy.decide(request);
+        let websocket = request.is_websocket();
+        let before = self.out.len();
+        let now = self.now;
+        match decided {
+            Ok(accept) => match self.conn.accept(&accept, &mut self.out, now) {
+                Ok(()) => {
+                    assert!(websocket, "a plain request was upgraded");
+                    assert_eq!(self.conn.state(), State::Open);
+                    assert!(self.out[before..].starts_with(b"HTTP/1.1 101 "));
+                    self.frames_from = Some(self.out.len());
+                    self.checked = self.out.len();
+                    self.log.push("Opened".into());
+                }
+                Err(error) => {
+                    // Only a plain request on a path without a page, refused by the core.
+                    assert!(!websocket, "a valid handshake was refused: {error:?}");
+                    let status = error.status().expect("a status");
+                    assert!(matches!(status, 400 | 405), "{error:?}");
+                    assert_eq!(self.conn.state(), State::Closed);
+                    let prefix = format!("HTTP/1.1 {status} ");
+                    assert!(self.out[before..].starts_with(prefix.as_bytes()));
+                    self.log.push(format!("Refused({status})"));
+                }
+            },
+            Err(response) => {
+                assert_eq!(self.conn.respond(&response, &mut self.out, now), Ok(()));
+                assert!(matches!(response.status, 200 | 403 | 404 | 405), "{response:?}");
+                let forbidden = response.status == 403;
+                assert!(
+                    !forbidden || !self.policy.allowed_origins.is_empty(),
+                    "403 without a list"
+                );
+                assert_eq!(self.conn.state(), State::Closed);
+                let prefix = format!("HTTP/1.1 {} ", response.status);
+                assert!(self.out[before..].starts_with(prefix.as_bytes()));
+                self.log.push(format!("Responded({})", response.status));
+            }
         }
     }
 

@@ -1,9 +1,10 @@
-//! The opening handshake: `find_head_end` in pieces, `parse_head`, `validate`, and the responses.
-//! See fuzz/README.md for the oracles.
+//! The opening handshake: `find_head_end` in pieces, `Request::parse`, `validate`, a `Policy`'s
+//! answer, and the responses. See fuzz/README.md for the oracles.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rfc6455::handshake::{HandshakeError, accept_key, find_head_end, parse_head, write_accept};
+use rfc6455::handshake::{HandshakeError, Request, accept_key, find_head_end, write_accept};
+use rfc6455::policy::Policy;
 use rfc6455_fuzz::fnv1a;
 
 fuzz_target!(|input: &[u8]| {
@@ -28,28 +29,36 @@ fuzz_target!(|input: &[u8]| {
         assert!(!input[..end - 1].windows(4).any(|w| w == b"\r\n\r\n"), "not the first end");
     }
 
-    let protocols = ["chat".to_owned()];
-    check(input, &protocols);
+    let mut policy = Policy::default();
+    policy.subprotocols = vec!["chat".to_owned()];
+    check(input, &policy);
     // The connection parses exactly the head, up to the blank line.
     if let Some(end) = once.filter(|&end| end < input.len()) {
-        check(&input[..end], &protocols);
+        check(&input[..end], &policy);
     }
 });
 
-fn check(head: &[u8], protocols: &[String]) {
-    let result = parse_head(head, 64, protocols).and_then(|parsed| parsed.validate());
-    match result {
-        Ok(request) => {
+fn check(head: &[u8], policy: &Policy) {
+    let request = match Request::parse(head, 64) {
+        Ok(request) => request,
+        Err(error) => return respond(error),
+    };
+    // Every accessor works on whatever was parsed.
+    let _ = (request.method(), request.path(), request.query(), request.origin());
+    assert!(request.headers().count() <= 64);
+    match request.validate() {
+        Ok(upgrade) => {
+            let accept = policy.decide(&request).expect("this policy accepts every handshake");
             let mut out = Vec::new();
-            write_accept(&mut out, &request);
+            write_accept(&mut out, upgrade.key, &accept);
             assert!(out.starts_with(b"HTTP/1.1 101 "), "{:?}", String::from_utf8_lossy(&out));
             let text = std::str::from_utf8(&out).expect("the 101 response is ASCII");
-            let accept = format!("\r\nSec-WebSocket-Accept: {}\r\n", accept_key(request.key));
-            assert!(text.contains(&accept), "{text:?}");
+            let accept_value = format!("\r\nSec-WebSocket-Accept: {}\r\n", accept_key(upgrade.key));
+            assert!(text.contains(&accept_value), "{text:?}");
             // One head, ending in the blank line: nothing from the request leaks in as a header.
             assert_eq!(text.find("\r\n\r\n"), Some(text.len() - 4), "{text:?}");
-            assert!(matches!(request.protocol.as_deref(), None | Some("chat")), "{request:?}");
-            assert_eq!(request.key.len(), 24);
+            assert!(matches!(accept.subprotocol.as_deref(), None | Some("chat")), "{accept:?}");
+            assert_eq!(upgrade.key.len(), 24);
         }
         Err(error) => respond(error),
     }
@@ -57,7 +66,7 @@ fn check(head: &[u8], protocols: &[String]) {
 
 fn respond(error: HandshakeError) {
     let status = error.status();
-    assert!(matches!(status, 400 | 404 | 405 | 426 | 431), "{error:?} has status {status}");
+    assert!(matches!(status, 400 | 405 | 426 | 431), "{error:?} has status {status}");
     let mut out = Vec::new();
     error.write_response(&mut out);
     let text = String::from_utf8(out).expect("error responses are text");

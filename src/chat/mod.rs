@@ -1,20 +1,27 @@
 //! The group chat: the tutorial's Node `ws` server made real, as a thin [`Handler`] over the
 //! connection table.
 //!
-//! Every chat message is encoded once as a [`SharedFrame`] and queued for every member without
-//! copying; a member that reads too slowly is closed by the event loop at its outbox cap
-//! (1008), and everybody else carries on. The page is served on the same port (`GET /`).
+//! Each member's state ([`Member`]: its name and rate limit) lives in the server's table, beside
+//! its connection. Every chat message is encoded once as a [`SharedFrame`] and queued for every
+//! member without copying; a member that reads too slowly is closed by the event loop at its
+//! outbox cap (1008), and everybody else carries on. A member that sends faster than its rate
+//! limit is slowed down, not cut off: the server stops reading from it until its tokens refill.
+//! The page is served on the same port (`GET /`).
 
+mod member;
 pub mod protocol;
 
+pub use member::{Bucket, Cadence, Member, RateLimit};
+
 use crate::close::CloseCode;
-use crate::connection::{Opened, SendError};
-use crate::http::Page;
+use crate::handshake::Request;
 use crate::message::Message;
-use crate::server::{Closed, ConnId, Ctx, Handler, SharedFrame};
+use crate::policy::{Page, Policy};
+use crate::server::{CloseStatus, Ctx, Decision, Handler, SharedFrame};
 use bytes::Bytes;
 use protocol::{ChatMessage, Command};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The chat page, embedded in the binary.
@@ -29,14 +36,23 @@ pub fn page() -> Page {
     }
 }
 
+/// The chat's answer to requests: its page at `/`, WebSockets at `/` only.
+pub fn policy() -> Policy {
+    let mut policy = Policy::default();
+    policy.pages.push(page());
+    policy.websocket_path = Some("/".into());
+    policy
+}
+
 /// The chat's own settings (the server's limits are in `server::Options`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ChatOptions {
     /// How often every client gets the tutorial's heartbeat; `None`: never.
     pub heartbeat: Option<Duration>,
     /// How many recent messages a new client is sent.
     pub history: usize,
-    /// How fast one client may send; past it, the client is closed with 1008.
+    /// How fast one client may send; past it, the server reads from it at that rate.
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -50,17 +66,9 @@ impl Default for ChatOptions {
     }
 }
 
-/// A token bucket: `burst` messages at once, refilled at `per_second`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RateLimit {
-    /// Sustained messages per second.
-    pub per_second: f64,
-    /// Messages that may be sent at once after a quiet spell.
-    pub burst: f64,
-}
-
 /// What the chat has done, for logs and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChatStats {
     /// Chat messages accepted and broadcast.
     pub messages: u64,
@@ -70,57 +78,41 @@ pub struct ChatStats {
     pub slow_readers_closed: u64,
     /// Heartbeats sent (each counts once per round, not per member).
     pub heartbeats: u64,
-    /// Members closed for sending faster than the rate limit.
-    pub rate_limited: u64,
-}
-
-struct Member {
-    name: String,
-    /// We closed this member (too fast, or binary): what it still sends is ignored.
-    closing: bool,
-    /// Messages the member may still send now (token bucket).
-    tokens: f64,
-    /// When `tokens` was last topped up.
-    refilled: Instant,
-}
-
-impl Member {
-    /// Takes one token; false when the bucket is empty.
-    fn allow(&mut self, limit: &RateLimit, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * limit.per_second).min(limit.burst);
-        self.refilled = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
+    /// Times the server stopped reading from a member that sent faster than the rate limit.
+    pub throttled: u64,
 }
 
 /// The chat handler.
 pub struct Chat {
     options: ChatOptions,
-    members: HashMap<ConnId, Member>,
+    policy: Policy,
+    online: usize,
     history: VecDeque<ChatMessage>,
     next_message_id: u64,
     next_guest: u64,
-    next_heartbeat: Option<Instant>,
-    heartbeat: SharedFrame,
+    heartbeat: Option<Cadence>,
+    heartbeat_frame: SharedFrame,
     stats: ChatStats,
 }
 
 impl Chat {
-    /// A chat with no members.
+    /// A chat with no members, answering requests with [`policy`].
     pub fn new(options: ChatOptions) -> Chat {
+        Chat::with_policy(options, policy())
+    }
+
+    /// A chat whose requests are answered by `policy` (say, [`policy`] with an Origin
+    /// allowlist).
+    pub fn with_policy(options: ChatOptions, policy: Policy) -> Chat {
         Chat {
+            heartbeat: options.heartbeat.map(Cadence::new),
             options,
-            members: HashMap::new(),
+            policy,
+            online: 0,
             history: VecDeque::new(),
             next_message_id: 1,
             next_guest: 1,
-            next_heartbeat: None,
-            heartbeat: SharedFrame::text(protocol::HEARTBEAT),
+            heartbeat_frame: SharedFrame::text(protocol::HEARTBEAT),
             stats: ChatStats::default(),
         }
     }
@@ -130,24 +122,18 @@ impl Chat {
         &self.stats
     }
 
-    /// Queues `frame` for every member, in member order; members over their cap are counted.
-    fn broadcast(&mut self, ctx: &mut Ctx<'_>, frame: &SharedFrame) {
-        for &id in self.members.keys() {
-            match ctx.send_shared(id, frame) {
-                Ok(()) => self.stats.deliveries += 1,
-                Err(SendError::Overflow) => self.stats.slow_readers_closed += 1,
-                // Closing already: its leave notice follows when it is gone.
-                Err(_) => {}
-            }
-        }
+    /// Queues `frame` for every member; members over their cap are counted.
+    fn broadcast(&mut self, ctx: &mut Ctx<'_, Member>, frame: &SharedFrame) {
+        let delivery = ctx.broadcast(frame);
+        self.stats.deliveries += delivery.queued as u64;
+        self.stats.slow_readers_closed += delivery.cut_off as u64;
     }
 
-    fn say(&mut self, ctx: &mut Ctx<'_>, id: ConnId, text: &str) {
+    fn say(&mut self, ctx: &mut Ctx<'_, Member>, member: &Member, text: &str) {
         if text.is_empty() {
             let _ = ctx.send_text(&protocol::error("empty message"));
             return;
         }
-        let Some(member) = self.members.get(&id) else { return };
         let message = ChatMessage {
             text: text.to_owned(),
             name: member.name.clone(),
@@ -165,7 +151,7 @@ impl Chat {
         }
     }
 
-    fn rename(&mut self, ctx: &mut Ctx<'_>, id: ConnId, wanted: &str) {
+    fn rename(&mut self, ctx: &mut Ctx<'_, Member>, member: &mut Member, wanted: &str) {
         let name = match protocol::valid_name(wanted) {
             Ok(name) => name,
             Err(reason) => {
@@ -173,44 +159,46 @@ impl Chat {
                 return;
             }
         };
-        let taken = self
-            .members
-            .iter()
-            .any(|(other, m)| *other != id && m.name.to_lowercase() == name.to_lowercase());
-        if taken {
+        let lower = name.to_lowercase();
+        if ctx.connections().any(|(_, other)| other.name.to_lowercase() == lower) {
             let _ = ctx.send_text(&protocol::error("that nickname is taken"));
             return;
         }
-        let Some(member) = self.members.get_mut(&id) else { return };
         let old = std::mem::replace(&mut member.name, name.to_owned());
-        let notice =
-            protocol::presence("rename", name, Some(&old), self.members.len(), unix_millis());
+        let notice = protocol::presence("rename", name, Some(&old), self.online, unix_millis());
         self.broadcast(ctx, &SharedFrame::text(&notice));
     }
 }
 
 impl Handler for Chat {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, _opened: &Opened) {
-        let Some(id) = ctx.id() else { return };
-        let name = format!("guest-{}", self.next_guest);
+    type State = Member;
+
+    fn on_request(&mut self, request: &Request, _peer: SocketAddr) -> Decision<Member> {
+        Decision::from_policy(self.policy.decide(request), Member::default)
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Member>, member: &mut Member) {
+        member.name = format!("guest-{}", self.next_guest);
         self.next_guest += 1;
-        let tokens = self.options.rate_limit.map_or(0.0, |limit| limit.burst);
-        self.members
-            .insert(id, Member { name: name.clone(), closing: false, tokens, refilled: ctx.now() });
-        if self.next_heartbeat.is_none() {
-            self.next_heartbeat = self.options.heartbeat.map(|every| ctx.now() + every);
+        self.online += 1;
+        if let Some(heartbeat) = &mut self.heartbeat {
+            heartbeat.start(ctx.now());
         }
-        let _ = ctx.send_text(&protocol::welcome(&name, self.members.len()));
+        let _ = ctx.send_text(&protocol::welcome(&member.name, self.online));
         for message in &self.history {
             let _ = ctx.send_text(&message.to_json(true));
         }
-        let notice = protocol::presence("join", &name, None, self.members.len(), unix_millis());
+        let notice = protocol::presence("join", &member.name, None, self.online, unix_millis());
         self.broadcast(ctx, &SharedFrame::text(&notice));
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: &Message<'_>) {
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, Member>,
+        member: &mut Member,
+        message: &Message<'_>,
+    ) {
         let Some(id) = ctx.id() else { return };
-        let Some(member) = self.members.get_mut(&id) else { return };
         if member.closing {
             return;
         }
@@ -220,46 +208,38 @@ impl Handler for Chat {
             let _ = ctx.close(id, CloseCode::UNSUPPORTED_DATA, reason);
             return;
         };
+        // Over its rate, a member is slowed down: nothing it sent is dropped.
         if let Some(limit) = self.options.rate_limit
-            && !member.allow(&limit, ctx.now())
+            && let Some(resume) = member.bucket.spend(&limit, ctx.now())
         {
-            member.closing = true;
-            self.stats.rate_limited += 1;
-            let _ = ctx.close(id, CloseCode::POLICY_VIOLATION, "sending too fast");
-            return;
+            self.stats.throttled += 1;
+            ctx.pause_reading(resume);
         }
         match protocol::parse(text) {
-            Command::Say(text) => self.say(ctx, id, &text),
-            Command::Nick(name) => self.rename(ctx, id, &name),
+            Command::Say(text) => self.say(ctx, member, &text),
+            Command::Nick(name) => self.rename(ctx, member, &name),
             Command::Invalid(reason) => {
                 let _ = ctx.send_text(&protocol::error(reason));
             }
         }
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, _closed: &Closed) {
-        let Some(id) = ctx.id() else { return };
-        let Some(member) = self.members.remove(&id) else { return };
-        let notice =
-            protocol::presence("leave", &member.name, None, self.members.len(), unix_millis());
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Member>, member: Member, _status: &CloseStatus) {
+        self.online -= 1;
+        let notice = protocol::presence("leave", &member.name, None, self.online, unix_millis());
         self.broadcast(ctx, &SharedFrame::text(&notice));
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.next_heartbeat
+        self.heartbeat.as_ref().and_then(Cadence::next)
     }
 
-    fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
-        let (Some(due), Some(every)) = (self.next_heartbeat, self.options.heartbeat) else {
-            self.next_heartbeat = None;
-            return;
-        };
-        let frame = self.heartbeat.clone();
-        self.broadcast(ctx, &frame);
-        self.stats.heartbeats += 1;
-        // Keep the cadence; after a stall, start again from now rather than send a burst.
-        let next = due + every;
-        self.next_heartbeat = Some(if next > ctx.now() { next } else { ctx.now() + every });
+    fn on_timeout(&mut self, ctx: &mut Ctx<'_, Member>) {
+        if self.heartbeat.as_mut().is_some_and(|heartbeat| heartbeat.fire(ctx.now())) {
+            let frame = self.heartbeat_frame.clone();
+            self.broadcast(ctx, &frame);
+            self.stats.heartbeats += 1;
+        }
     }
 }
 

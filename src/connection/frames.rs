@@ -299,7 +299,7 @@ impl Connection {
                 // Our own Close does not end the duty: only a Close received does (then the state
                 // is Closed and nothing more is read).
                 if matches!(self.state, State::Open | State::CloseSent) {
-                    if self.backlogged {
+                    if self.latest_pong_only {
                         let owed = self.extras().owed_pong.get_or_insert_with(Vec::new);
                         owed.clear();
                         owed.extend_from_slice(payload);
@@ -329,7 +329,8 @@ impl Connection {
                     // typically echos the status code it received."
                     self.write_close(out, body.code, "");
                 }
-                let event = Event::Closed { code: body.code, reason: body.reason.to_owned() };
+                let event =
+                    Event::CloseReceived { code: body.code, reason: body.reason.to_owned() };
                 self.transition(State::Closed, Some(now));
                 Ok(Some(Step::Deliver(event)))
             }

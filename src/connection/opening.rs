@@ -1,19 +1,12 @@
-//! Reading the opening handshake (RFC 6455 §4.2) inside a connection: collecting the request
-//! head across reads, then answering it with 101, a page, or an HTTP error.
+//! The opening handshake (RFC 6455 §4.2) inside a connection: collecting the request head
+//! across reads, holding the request until the application answers it, and sending the answer
+//! once the core has checked it.
 
-use super::{Connection, Event, Opened, Received};
-use crate::handshake::{self, HandshakeError};
-use crate::http::{self, Route};
+use super::{Connection, Event, Received};
+use crate::handshake::{self, Accept, AnswerError, HandshakeError, Request};
+use crate::http::{self, Response};
 use crate::state::State;
 use std::time::Instant;
-
-/// How a complete request head was answered.
-enum Answer {
-    Open(Opened),
-    Served(String),
-    /// Refused, with the response already written.
-    Refused(HandshakeError),
-}
 
 impl Connection {
     pub(super) fn receive_handshake<'a>(
@@ -22,13 +15,17 @@ impl Connection {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Received<'a> {
+        if self.request().is_some() {
+            // The request waits for its answer; the bytes after it wait too.
+            return Received { consumed: 0, event: None };
+        }
         let max = self.config.max_head_size;
         let buffered = self.extras.as_ref().is_some_and(|extras| !extras.head.is_empty());
-        let (consumed, result) = if !buffered {
+        let (consumed, parsed) = if !buffered {
             // Common case: the whole head in one read, parsed where it lies.
             let window = &input[..input.len().min(max)];
             match handshake::find_head_end(window, 0) {
-                Some(end) => (end, self.answer_head(&input[..end], out)),
+                Some(end) => (end, self.parse_head(&input[..end])),
                 None if input.len() >= max => (input.len(), Err(HandshakeError::HeadTooLarge)),
                 None => {
                     self.extras().head.extend_from_slice(input);
@@ -43,26 +40,19 @@ impl Connection {
             match handshake::find_head_end(head, scanned) {
                 Some(end) => {
                     let head = std::mem::take(head);
-                    (end - scanned, self.answer_head(&head[..end], out))
+                    (end - scanned, self.parse_head(&head[..end]))
                 }
                 None if head.len() >= max => (take, Err(HandshakeError::HeadTooLarge)),
                 None => return Received { consumed: take, event: None },
             }
         };
-        let event = match result {
-            Ok(Answer::Open(opened)) => {
-                self.transition(State::Open, Some(now));
-                Event::Opened(opened)
-            }
-            Ok(Answer::Served(path)) => {
-                self.transition(State::Closed, Some(now));
-                Event::Served(path)
-            }
-            Ok(Answer::Refused(error)) => {
-                self.transition(State::Closed, Some(now));
-                Event::Rejected(error)
+        let event = match parsed {
+            Ok(request) => {
+                self.extras().request = Some(request);
+                Event::Request
             }
             Err(error) => {
+                self.trace(|| format!("§4.2.2 -> HTTP/1.1 {error}"));
                 error.write_response(out);
                 self.transition(State::Closed, Some(now));
                 Event::Rejected(error)
@@ -71,55 +61,96 @@ impl Connection {
         Received { consumed, event: Some(event) }
     }
 
-    /// Answers a complete request head: writes the 101 response or a page into `out`, or
-    /// returns the handshake error for the caller to answer.
-    fn answer_head(&mut self, head: &[u8], out: &mut Vec<u8>) -> Result<Answer, HandshakeError> {
-        self.trace(|| format!("§4.2.1 <- {}", first_line(head)));
+    /// Parses a complete head. An opening handshake that breaks §4.2.1 is refused here, before
+    /// the application is asked: "the server MUST stop processing the client's handshake and
+    /// return an HTTP response with an appropriate error code (such as 400 Bad Request)".
+    fn parse_head(&mut self, head: &[u8]) -> Result<Request, HandshakeError> {
+        self.trace(|| format!("§4.2.1 <- {}", handshake::first_line(head)));
+        let request = Request::parse(head, self.config.max_headers)?;
+        if request.is_websocket() {
+            request.validate()?;
+        }
+        Ok(request)
+    }
+
+    /// The request waiting for an answer, after [`Event::Request`].
+    pub fn request(&self) -> Option<&Request> {
+        self.extras.as_ref().and_then(|extras| extras.request.as_ref())
+    }
+
+    /// Accepts the waiting request as a WebSocket: writes the `101 Switching Protocols`
+    /// (§4.2.2) into `out`, and the connection is open.
+    ///
+    /// The core holds the answer to the RFC first. A request that is not a valid opening
+    /// handshake (a plain HTTP request) gets its §4.2.1 error instead; an answer that breaks
+    /// §4.2.2 (a subprotocol the client did not offer) or carries a bad header field gets a
+    /// 500. Either way the connection is closed once `out` is sent, and the error says why.
+    pub fn accept(
+        &mut self,
+        accept: &Accept,
+        out: &mut Vec<u8>,
+        now: Instant,
+    ) -> Result<(), AnswerError> {
+        let request = self.take_request()?;
+        let checked = match request.validate() {
+            Ok(upgrade) => accept.check(&request).map(|()| upgrade),
+            Err(error) => Err(AnswerError::NotAnUpgrade(error)),
+        };
+        match checked {
+            Ok(upgrade) => {
+                let start = out.len();
+                handshake::write_accept(out, upgrade.key, accept);
+                self.trace(|| format!("§4.2.2 -> {}", handshake::first_line(&out[start..])));
+                self.transition(State::Open, Some(now));
+                Ok(())
+            }
+            Err(error) => {
+                self.refuse_answer(error, out, now);
+                Err(error)
+            }
+        }
+    }
+
+    /// Answers the waiting request with a plain HTTP response (a page, a redirect, a refusal
+    /// such as 401 or 403), or refuses a connection before its request has arrived (503 when
+    /// the server is full). The connection is closed once `out` is sent. A response with a
+    /// status outside 200-599 or a bad header field is replaced by a 500.
+    pub fn respond(
+        &mut self,
+        response: &Response,
+        out: &mut Vec<u8>,
+        now: Instant,
+    ) -> Result<(), AnswerError> {
+        if self.state != State::Connecting {
+            return Err(AnswerError::NoRequest);
+        }
+        let head_only = self.request().is_some_and(|request| request.method() == "HEAD");
+        if let Some(extras) = &mut self.extras {
+            extras.request = None;
+        }
+        if let Err(error) = response.check() {
+            self.refuse_answer(error, out, now);
+            return Err(error);
+        }
         let start = out.len();
-        let answer = self.answer_parsed_head(head, out);
-        // Handshake errors are written by the caller; the others are in `out` now.
-        self.trace(|| match &answer {
-            Err(error) => format!("§4.2.2 -> HTTP/1.1 {error}"),
-            Ok(_) => format!("§4.2.2 -> {}", first_line(&out[start..])),
-        });
-        answer
+        http::write_response(out, response, head_only);
+        self.trace(|| format!("§4.2.2 -> {}", handshake::first_line(&out[start..])));
+        self.transition(State::Closed, Some(now));
+        Ok(())
     }
 
-    fn answer_parsed_head(&self, head: &[u8], out: &mut Vec<u8>) -> Result<Answer, HandshakeError> {
-        let config = &self.config;
-        let head = handshake::parse_head(head, config.max_headers, &config.subprotocols)?;
-        match http::route(&head, &config.pages, config.websocket_path.as_deref()) {
-            Route::WebSocket => {}
-            Route::Page { page, head_only } => {
-                http::write_page(out, page, head_only);
-                return Ok(Answer::Served(page.path.clone()));
-            }
-            Route::PageMethodNotAllowed => {
-                http::write_page_method_not_allowed(out);
-                return Ok(Answer::Refused(HandshakeError::MethodNotAllowed));
-            }
-            Route::NotFound => return Err(HandshakeError::NotFound),
-        }
-        let request = head.validate()?;
-        // §10.2: "Servers that are not intended to process input from any web page but only for
-        // certain sites SHOULD verify the |Origin| field is an origin they expect."
-        if let Some(origin) = request.origin
-            && !config.allowed_origins.is_empty()
-            && !config.allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin))
-        {
-            return Err(HandshakeError::OriginNotAllowed);
-        }
-        handshake::write_accept(out, &request);
-        Ok(Answer::Open(Opened {
-            path: request.path.to_owned(),
-            protocol: request.protocol,
-            origin: request.origin.map(str::to_owned),
-        }))
+    fn take_request(&mut self) -> Result<Request, AnswerError> {
+        let request = self.extras.as_mut().and_then(|extras| extras.request.take());
+        request.ok_or(AnswerError::NoRequest)
     }
-}
 
-/// The first line of an HTTP head, for the trace.
-fn first_line(bytes: &[u8]) -> String {
-    let line = bytes.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
-    String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned()
+    /// Sends the status of an answer that could not be sent, and closes.
+    fn refuse_answer(&mut self, error: AnswerError, out: &mut Vec<u8>, now: Instant) {
+        match error {
+            AnswerError::NotAnUpgrade(refusal) => refusal.write_response(out),
+            _ => http::write_plain_response(out, 500, "", "internal server error"),
+        }
+        self.trace(|| format!("§4.2.2 -> HTTP/1.1 {error}"));
+        self.transition(State::Closed, Some(now));
+    }
 }

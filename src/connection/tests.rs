@@ -1,7 +1,9 @@
 //! Unit tests of the connection state machine, fed bytes in memory.
 
 use super::*;
-use crate::frame::{self, FrameHeader, write_masked_frame};
+use crate::frame::{self, FrameHeader, OpCode, write_masked_frame};
+use crate::handshake::{Accept, AnswerError};
+use crate::http::Response;
 use crate::message::Payload;
 use proptest::prelude::*;
 
@@ -30,9 +32,19 @@ fn open_connection() -> (Connection, Instant) {
     let mut out = Vec::new();
     let r = conn.receive(&mut input, now, &mut out);
     assert_eq!(r.consumed, REQUEST.len());
-    assert!(matches!(r.event, Some(Event::Opened(_))));
+    assert_eq!(r.event, Some(Event::Request));
+    assert!(out.is_empty(), "nothing is sent before the application answers");
+    conn.accept(&Accept::new(), &mut out, now).unwrap();
     assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
     (conn, now)
+}
+
+/// A connection that received `REQUEST` and accepted it.
+fn accept_request(conn: &mut Connection, now: Instant, out: &mut Vec<u8>) {
+    let mut request = REQUEST.to_vec();
+    let r = conn.receive(&mut request, now, out);
+    assert_eq!(r.event, Some(Event::Request));
+    conn.accept(&Accept::new(), out, now).unwrap();
 }
 
 /// Feeds `bytes` split at `cuts`, collecting what the connection saw and wrote.
@@ -66,7 +78,7 @@ fn feed_keeping_tails(
         let mut pos = 0;
         let len = piece.len();
         while pos < len {
-            let r = conn.receive_keeping_tail(&mut piece[pos..], tail_allowed, now, &mut out);
+            let r = conn.receive_leaving_partial(&mut piece[pos..], tail_allowed, now, &mut out);
             pos += r.consumed;
             if r.event.is_none() && pos < len {
                 kept = piece[pos..].to_vec();
@@ -75,7 +87,7 @@ fn feed_keeping_tails(
             match r.event {
                 Some(Event::Message(Message::Text(t))) => seen.push(Seen::Text(t.to_string())),
                 Some(Event::Message(Message::Binary(b))) => seen.push(Seen::Binary(b.to_vec())),
-                Some(Event::Closed { code, reason }) => {
+                Some(Event::CloseReceived { code, reason }) => {
                     seen.push(Seen::Closed(code.map(|c| c.0), reason))
                 }
                 Some(Event::Failed(e)) => seen.push(Seen::Failed(e)),
@@ -139,8 +151,14 @@ fn frames_after_the_handshake_in_the_same_read_are_kept() {
     while pos < bytes.len() {
         let r = conn.receive(&mut bytes[pos..], now, &mut out);
         pos += r.consumed;
-        if let Some(Event::Message(m)) = r.event {
-            seen.push(m.as_text().map(str::to_owned));
+        match r.event {
+            Some(Event::Message(m)) => seen.push(m.as_text().map(str::to_owned)),
+            Some(Event::Request) => {
+                // Until the request is answered, the frame behind it waits.
+                assert_eq!(conn.receive(&mut bytes[pos..], now, &mut out).consumed, 0);
+                conn.accept(&Accept::new(), &mut out, now).unwrap();
+            }
+            _ => {}
         }
     }
     assert_eq!(seen, [Some("early".to_owned())]);
@@ -158,7 +176,7 @@ fn handshake_in_pieces_and_too_large() {
         let mut b = REQUEST[cut..].to_vec();
         let r = conn.receive(&mut b, now, &mut out);
         assert_eq!(r.consumed, REQUEST.len() - cut);
-        assert!(matches!(r.event, Some(Event::Opened(_))), "cut {cut}");
+        assert_eq!(r.event, Some(Event::Request), "cut {cut}");
     }
     let now = Instant::now();
     let mut conn = Connection::new(config(), now);
@@ -181,15 +199,19 @@ fn handshake_in_pieces_and_too_large() {
     assert_eq!(conn.state(), State::Closed);
 }
 
+/// §4.2.1: an opening handshake that breaks the rules is refused by the core, before the
+/// application is asked.
 #[test]
 fn bad_handshake_gets_its_status() {
     let now = Instant::now();
     let mut conn = Connection::new(config(), now);
-    let mut bytes = b"POST / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let mut bytes = std::str::from_utf8(REQUEST).unwrap().replacen("GET", "POST", 1).into_bytes();
     let mut out = Vec::new();
     let r = conn.receive(&mut bytes, now, &mut out);
     assert_eq!(r.event, Some(Event::Rejected(HandshakeError::MethodNotAllowed)));
     assert!(out.starts_with(b"HTTP/1.1 405 Method Not Allowed\r\n"));
+    assert_eq!(conn.state(), State::Closed);
+    assert!(conn.request().is_none());
 }
 
 #[test]
@@ -439,7 +461,7 @@ fn keepalive_ping_then_pong_or_timeout() {
     let now = Instant::now();
     let mut conn = Connection::new(config, now);
     let mut out = Vec::new();
-    conn.receive(&mut REQUEST.to_vec(), now, &mut out);
+    accept_request(&mut conn, now, &mut out);
     let ping_at = conn.poll_timeout().unwrap();
     assert_eq!(ping_at, now + Duration::from_secs(5));
     out.clear();
@@ -461,47 +483,78 @@ fn keepalive_ping_then_pong_or_timeout() {
     assert_eq!(conn.state(), State::Closed);
 }
 
+/// The application's answer is checked before it is sent: a plain HTTP request cannot be
+/// upgraded, a subprotocol must have been offered, header fields must be well-formed and not
+/// the handshake's own, and a response's status is 200-599. Each gets its status instead.
 #[test]
-fn pages_are_served_and_unknown_paths_refused() {
-    let page = crate::http::Page {
-        path: "/".into(),
-        content_type: "text/html; charset=utf-8".into(),
-        body: bytes::Bytes::from_static(b"<h1>chat</h1>"),
-    };
-    let config = Arc::new(Config {
-        pages: vec![page],
-        websocket_path: Some("/".into()),
-        ..Config::default()
-    });
-    let answer = |request: &[u8]| {
+fn answers_are_checked_before_they_are_sent() {
+    let answer = |request: &[u8], reply: &dyn Fn(&mut Connection, &mut Vec<u8>, Instant)| {
         let now = Instant::now();
-        let mut conn = Connection::new(config.clone(), now);
+        let mut conn = Connection::new(config(), now);
         let mut out = Vec::new();
-        let event = format!("{:?}", conn.receive(&mut request.to_vec(), now, &mut out).event);
-        (event, String::from_utf8(out).unwrap(), conn.state())
+        let mut request = request.to_vec();
+        let r = conn.receive(&mut request, now, &mut out);
+        assert_eq!(r.event, Some(Event::Request));
+        reply(&mut conn, &mut out, now);
+        (String::from_utf8(out).unwrap(), conn.state())
     };
-    let (event, out, state) = answer(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(event, "Some(Served(\"/\"))");
-    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("<h1>chat</h1>"));
+    let accept = |accept: Accept, expected: Result<(), AnswerError>| {
+        move |conn: &mut Connection, out: &mut Vec<u8>, now: Instant| {
+            assert_eq!(conn.accept(&accept, out, now), expected);
+        }
+    };
+    let page = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let not_an_upgrade = Err(AnswerError::NotAnUpgrade(HandshakeError::MissingUpgrade));
+    let (out, state) = answer(page, &accept(Accept::new(), not_an_upgrade));
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
     assert_eq!(state, State::Closed);
-    let (_, out, _) = answer(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\n"));
-    let (_, out, _) = answer(b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"));
-    let (_, out, _) = answer(b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(
-        out.starts_with("HTTP/1.1 405 Method Not Allowed\r\n") && out.contains("Allow: GET, HEAD")
-    );
-    let (event, out, _) = answer(&request_for("/elsewhere"));
-    assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{event} {out}");
-    let (event, _, state) = answer(&request_for("/"));
-    assert!(event.starts_with("Some(Opened("), "{event}");
+    let unoffered =
+        accept(Accept::new().with_subprotocol("chat"), Err(AnswerError::SubprotocolNotOffered));
+    let (out, _) = answer(REQUEST, &unoffered);
+    assert!(out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{out}");
+    let offered = std::str::from_utf8(REQUEST)
+        .unwrap()
+        .replace("Version: 13\r\n", "Version: 13\r\nSec-WebSocket-Protocol: x, chat\r\n");
+    let (out, state) =
+        answer(offered.as_bytes(), &accept(Accept::new().with_subprotocol("chat"), Ok(())));
+    assert!(out.contains("\r\nSec-WebSocket-Protocol: chat\r\n"), "{out}");
     assert_eq!(state, State::Open);
-}
-
-/// The test request with another path.
-fn request_for(path: &str) -> Vec<u8> {
-    std::str::from_utf8(REQUEST).unwrap().replacen("/chat", path, 1).into_bytes()
+    let cookie = Accept::new().with_header("Set-Cookie", "id=1");
+    let (out, _) = answer(REQUEST, &accept(cookie, Ok(())));
+    assert!(out.starts_with("HTTP/1.1 101 ") && out.contains("\r\nSet-Cookie: id=1\r\n"));
+    for (name, value, error) in [
+        ("Upgrade", "h2c", AnswerError::ReservedHeader),
+        ("Sec-WebSocket-Accept", "x", AnswerError::ReservedHeader),
+        ("X-Split", "a\r\nX-Injected: 1", AnswerError::InvalidHeader),
+    ] {
+        let (out, _) = answer(REQUEST, &accept(Accept::new().with_header(name, value), Err(error)));
+        assert!(out.starts_with("HTTP/1.1 500 "), "{name}: {out}");
+        assert!(!out.contains("X-Injected"), "{out}");
+    }
+    // Any response the application likes, with a status in 200-599; HEAD gets the head only.
+    let unauthorized = |conn: &mut Connection, out: &mut Vec<u8>, now: Instant| {
+        let response = Response::text(401, "token required");
+        assert_eq!(conn.respond(&response, out, now), Ok(()));
+    };
+    let (out, state) = answer(REQUEST, &unauthorized);
+    assert!(out.starts_with("HTTP/1.1 401 Unauthorized\r\n") && out.ends_with("token required\n"));
+    assert_eq!(state, State::Closed);
+    let (out, _) = answer(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", &unauthorized);
+    assert!(out.ends_with("\r\n\r\n"), "{out}");
+    let switching = |conn: &mut Connection, out: &mut Vec<u8>, now: Instant| {
+        let error = Err(AnswerError::InvalidStatus(101));
+        assert_eq!(conn.respond(&Response::new(101), out, now), error);
+    };
+    let (out, _) = answer(REQUEST, &switching);
+    assert!(out.starts_with("HTTP/1.1 500 "), "{out}");
+    // Before the request has arrived: a refusal such as the server's 503.
+    let now = Instant::now();
+    let mut conn = Connection::new(config(), now);
+    let mut out = Vec::new();
+    let busy = Response::text(503, "full").with_header("Retry-After", "1");
+    assert_eq!(conn.respond(&busy, &mut out, now), Ok(()));
+    assert!(String::from_utf8(out).unwrap().contains("\r\nRetry-After: 1\r\n"));
+    assert_eq!(conn.accept(&Accept::new(), &mut Vec::new(), now), Err(AnswerError::NoRequest));
 }
 
 #[test]
@@ -510,14 +563,14 @@ fn an_incomplete_frame_within_the_tail_limit_is_left_unconsumed() {
     let whole = [frame(true, OpCode::Text, b"one"), frame(true, OpCode::Text, b"two")].concat();
     let mut input = whole[..whole.len() - 1].to_vec();
     let mut out = Vec::new();
-    let r = conn.receive_keeping_tail(&mut input, 64, now, &mut out);
+    let r = conn.receive_leaving_partial(&mut input, 64, now, &mut out);
     assert!(matches!(r.event, Some(Event::Message(_))));
     let first = r.consumed;
-    let r = conn.receive_keeping_tail(&mut input[first..], 64, now, &mut out);
+    let r = conn.receive_leaving_partial(&mut input[first..], 64, now, &mut out);
     assert_eq!((r.consumed, r.event), (0, None), "the second frame is kept for later");
     // Over the limit, the connection takes the bytes itself.
     let rest = input.len() - first;
-    let r = conn.receive_keeping_tail(&mut input[first..], 4, now, &mut out);
+    let r = conn.receive_leaving_partial(&mut input[first..], 4, now, &mut out);
     assert_eq!((r.consumed, r.event), (rest, None));
 }
 
@@ -530,7 +583,7 @@ fn trace_records_the_handshake_frames_and_states_only_when_on() {
     let config = Arc::new(Config { trace: true, ..Config::default() });
     let mut conn = Connection::new(config, now);
     let mut out = Vec::new();
-    conn.receive(&mut REQUEST.to_vec(), now, &mut out);
+    accept_request(&mut conn, now, &mut out);
     let mut hello = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
     conn.receive(&mut hello, now, &mut out);
     conn.send_text(&mut out, "Hello").unwrap();

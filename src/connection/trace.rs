@@ -51,8 +51,8 @@ impl Connection {
         });
     }
 
-    /// Records a frame that was encoded once for many connections (a broadcast) and queued
-    /// for this one.
+    /// Records, when tracing, a frame that was encoded once for many connections (a broadcast)
+    /// and queued for this one.
     pub fn trace_shared_frame(&mut self, encoded: &[u8]) {
         if self.extras.as_ref().is_some_and(|extras| extras.trace.is_some())
             && let Ok(Some((header, n))) = crate::frame::decode_header(encoded)

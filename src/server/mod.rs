@@ -2,50 +2,64 @@
 //!
 //! One thread, one `mio::Poll`, non-blocking sockets. For each readiness event the loop reads
 //! into one large buffer shared by every connection, feeds the bytes to that connection's
-//! [`Connection`] state machine, hands each event to the [`Handler`], collects every answer in
+//! [`Connection`](crate::Connection) state machine, hands each event to the [`Handler`], collects every answer in
 //! one output buffer (the "cork") and writes it with one call at the end of the wakeup. What the
 //! socket does not take waits in the connection's own outbox, with WRITABLE interest, and is the
 //! only per-connection buffer that exists while a connection is idle and caught up.
+//!
+//! The handler decides; the loop carries out. [`Handler::on_request`] answers every request
+//! before any `101`; every callback gets the connection's own state (`Handler::State`, kept in
+//! the connection table) and a [`Ctx`] that queues output; the loop does the writing, and
+//! removes connections once per turn, never from inside a callback. Other threads reach the
+//! running loop through a [`ServerHandle`] (a bounded queue and a `mio::Waker`).
 //!
 //! Fairness: a connection is read at most `read_budget` bytes per wakeup; if it has more, it
 //! goes to the back of a ready queue and the loop polls without blocking, so one flooding client
 //! cannot starve the others. Backpressure: while a connection's outbox holds more than
 //! `read_pause_outbox` bytes, it is not read, and TCP slows the peer down. Output that other
 //! connections send it (a broadcast) is capped at `max_outbox`: a reader that falls that far
-//! behind is closed with 1008, and nobody else waits for it.
+//! behind is closed with 1008, and nobody else waits for it. A handler may also stop reading
+//! from a connection for a while ([`Ctx::pause_reading`]): a rate limit that slows a sender
+//! down instead of dropping what it sent.
 //!
-//! Time: every deadline belongs to a connection ([`Connection::poll_timeout`]) or to the handler
+//! Time: every deadline belongs to a connection ([`Connection::poll_timeout`](crate::Connection::poll_timeout)) or to the handler
 //! ([`Handler::poll_timeout`]); the loop keeps the connections' in a heap and uses the nearest
 //! as its poll timeout. Nothing sleeps.
 
+mod ctx;
 mod event_loop;
+mod handle;
+mod log;
 mod outbox;
 mod slab;
 
-pub use event_loop::{Server, ShutdownHandle};
+pub use ctx::{Ctx, Delivery};
+pub use event_loop::Server;
+pub use handle::{HandleError, ServerHandle};
+pub use log::{Log, Record};
 pub use slab::ConnId;
 
 use crate::close::CloseCode;
-use crate::connection::{Config, Connection, Opened, SendError};
+use crate::connection::Config;
 use crate::frame::{self, OpCode};
+use crate::handshake::{Accept, Request};
+use crate::http::Response;
 use crate::message::Message;
 use bytes::Bytes;
-use outbox::{Outbox, Pool};
-use slab::Slab;
-use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Payloads at least this large are written from where they lie, not copied (`Ctx::send`).
-const WRITE_THROUGH: usize = 64 * 1024;
-
 /// How the server runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Per-connection protocol limits and choices.
     pub connection: Config,
     /// Size of the one read buffer the loop shares between all connections.
     pub read_buffer_size: usize,
-    /// Bytes read from one connection per wakeup before others get their turn.
+    /// Bytes read from one connection per wakeup before others get their turn. It also bounds
+    /// what a connection whose reading was paused ([`Ctx::pause_reading`]) holds unprocessed.
     pub read_budget: usize,
     /// Stop reading from a connection while this many bytes wait to be written to it.
     pub read_pause_outbox: usize,
@@ -59,6 +73,12 @@ pub struct Options {
     /// After a shutdown is asked for, how long open connections get to finish their closing
     /// handshake before `Server::run` returns anyway.
     pub shutdown_timeout: Duration,
+    /// How many commands from [`ServerHandle`]s may wait for the loop; a send past it fails with
+    /// [`HandleError::QueueFull`].
+    pub command_queue: usize,
+    /// Where the server reports what it does (`--trace` lines, refused answers); `None`:
+    /// nowhere. The library never prints.
+    pub log: Option<Arc<dyn Log>>,
 }
 
 impl Default for Options {
@@ -74,13 +94,32 @@ impl Default for Options {
             max_connections: 10_000,
             max_connections_per_ip: 10_000,
             shutdown_timeout: Duration::from_secs(3),
+            command_queue: 4096,
+            log: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("connection", &self.connection)
+            .field("read_buffer_size", &self.read_buffer_size)
+            .field("read_budget", &self.read_budget)
+            .field("read_pause_outbox", &self.read_pause_outbox)
+            .field("max_outbox", &self.max_outbox)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("command_queue", &self.command_queue)
+            .field("log", &self.log.as_ref().map(|_| "set"))
+            .finish()
     }
 }
 
 /// How a connection ended, as told to [`Handler::on_close`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Closed {
+pub struct CloseStatus {
     /// The close code: the peer's (or 1005 for none), ours when we failed the connection, or
     /// 1006 when TCP ended without a close handshake (§7.1.5).
     pub code: CloseCode,
@@ -88,23 +127,88 @@ pub struct Closed {
     pub reason: String,
 }
 
-/// The application: called by the event loop for each connection's life events, and when its
-/// own timer is due.
+/// The handler's answer to a request (see [`Handler::on_request`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Decision<S> {
+    /// Open a WebSocket: the core checks the request against §4.2.1 and the answer against
+    /// §4.2.2, sends the `101`, and keeps `state` for the connection.
+    Accept {
+        /// What goes into the `101` (subprotocol, extra header fields).
+        answer: Accept,
+        /// The connection's state, handed to every later callback.
+        state: S,
+    },
+    /// Answer with a plain HTTP response (a page, a 401, a redirect) and close.
+    Respond(Response),
+}
+
+impl<S> Decision<S> {
+    /// Accepts with an empty answer.
+    pub fn accept(state: S) -> Decision<S> {
+        Decision::Accept { answer: Accept::new(), state }
+    }
+
+    /// Refuses with `status` (4xx or 5xx) and a one-line reason as a `text/plain` body.
+    pub fn reject(status: u16, reason: &str) -> Decision<S> {
+        Decision::Respond(Response::text(status, reason))
+    }
+
+    /// What a [`crate::policy::Policy`] decided, with `state` for a connection it accepts.
+    pub fn from_policy(decided: Result<Accept, Response>, state: impl FnOnce() -> S) -> Self {
+        match decided {
+            Ok(answer) => Decision::Accept { answer, state: state() },
+            Err(response) => Decision::Respond(response),
+        }
+    }
+}
+
+/// The application: asked about every request, then called for each connection's life events,
+/// and when its own timer is due.
 ///
-/// Every call gets a [`Ctx`] to send to the connection it is about or to any other.
+/// Every connection callback gets the connection's own state (created by
+/// [`Handler::on_request`], dropped after [`Handler::on_close`]) and a [`Ctx`] to send to the
+/// connection it is about or to any other. The `Ctx` only queues: the loop writes after the
+/// call returns.
 pub trait Handler {
-    /// The opening handshake of connection `ctx.id()` succeeded.
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, opened: &Opened) {
-        let _ = (ctx, opened);
+    /// What the server keeps for each open connection, beside its protocol state (a user name,
+    /// a room, a rate limit...). `()` for none.
+    type State: Default;
+
+    /// A request arrived (before any `101`): a valid opening handshake, or a plain HTTP request
+    /// (`request.is_websocket()` is false) that may be answered with a page. `peer` is the
+    /// client's address.
+    ///
+    /// The default accepts every opening handshake with a default state and no subprotocol
+    /// (plain HTTP requests then get the handshake's `400`).
+    fn on_request(&mut self, request: &Request, peer: SocketAddr) -> Decision<Self::State> {
+        let _ = (request, peer);
+        Decision::accept(Self::State::default())
+    }
+
+    /// The `101` was sent: connection `ctx.id()` is open.
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self::State>, state: &mut Self::State) {
+        let _ = (ctx, state);
     }
 
     /// A complete message arrived on connection `ctx.id()`. It is lent, not given: its bytes
     /// lie in the loop's read buffer, or in a buffer the loop reuses once the call returns.
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, message: &Message<'_>);
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::State>,
+        state: &mut Self::State,
+        message: &Message<'_>,
+    );
 
     /// Connection `ctx.id()`, which had been opened, has ended; nothing more can be sent to it.
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, closed: &Closed) {
-        let _ = (ctx, closed);
+    /// Its state is given back.
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::State>,
+        state: Self::State,
+        status: &CloseStatus,
+    ) {
+        let _ = (ctx, state, status);
     }
 
     /// When [`Handler::on_timeout`] is next due, if ever. Asked after every call.
@@ -113,12 +217,13 @@ pub trait Handler {
     }
 
     /// The handler's own timer is due (`ctx.id()` is `None`).
-    fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
+    fn on_timeout(&mut self, ctx: &mut Ctx<'_, Self::State>) {
         let _ = ctx;
     }
 }
 
-/// A frame encoded once, to be queued for many connections without copying (a broadcast).
+/// A frame encoded once, to be queued for many connections without copying (a broadcast). It
+/// is a `Bytes`: cheap to clone and to send to other threads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedFrame(Bytes);
 
@@ -145,175 +250,6 @@ impl SharedFrame {
     }
 }
 
-/// One table entry: a socket and its protocol state.
-pub(crate) struct Entry {
-    pub(crate) stream: mio::net::TcpStream,
-    pub(crate) conn: Connection,
-    pub(crate) outbox: Outbox,
-    /// The peer's address, counted against `max_connections_per_ip`; `None` for a connection
-    /// that is only being refused.
-    pub(crate) peer: Option<IpAddr>,
-    /// The deadline last pushed onto the timer heap for this entry.
-    pub(crate) scheduled: Option<Instant>,
-    /// The handler was told of the opening and not yet of the end.
-    pub(crate) open_notified: bool,
-    /// Our write side is shut down (after the Closed state's output was sent).
-    pub(crate) write_shut: bool,
-    /// Reading stopped because the outbox is over `read_pause_outbox`.
-    pub(crate) read_paused: bool,
-    /// WRITABLE interest is registered.
-    pub(crate) writable_interest: bool,
-    /// The entry is in the loop's list of connections to flush after the current call.
-    pub(crate) touched: bool,
-}
-
-/// The part of the loop that a handler's call can reach: the connections, the buffers their
-/// output is queued in, and which of them to flush after the call.
-pub(crate) struct Table {
-    pub(crate) conns: Slab<Entry>,
-    pub(crate) pool: Pool,
-    /// Connections given output during the current call, to be flushed by the loop.
-    pub(crate) touched: Vec<ConnId>,
-    /// `Options::max_outbox`.
-    pub(crate) max_outbox: usize,
-}
-
-/// What a handler can do during a call: send to its connection or to others.
-pub struct Ctx<'s> {
-    current: Option<ConnId>,
-    now: Instant,
-    table: &'s mut Table,
-    /// The current connection's output for this wakeup.
-    out: &'s mut Vec<u8>,
-}
-
-impl Ctx<'_> {
-    /// The connection this call is about (`None` for [`Handler::on_timeout`]).
-    pub fn id(&self) -> Option<ConnId> {
-        self.current
-    }
-
-    /// The time of the current wakeup.
-    pub fn now(&self) -> Instant {
-        self.now
-    }
-
-    /// The ids of every open connection.
-    pub fn open_connections(&self) -> Vec<ConnId> {
-        self.table.conns.iter().filter(|(_, e)| e.conn.is_open()).map(|(id, _)| id).collect()
-    }
-
-    /// Sends a message to the current connection.
-    pub fn send(&mut self, message: &Message<'_>) -> Result<(), SendError> {
-        let id = self.current.ok_or(SendError::NotOpen)?;
-        if message.payload().len() >= WRITE_THROUGH {
-            return self.send_large(id, message);
-        }
-        self.with_output(id, |conn, out| conn.send(out, message))
-    }
-
-    /// A large payload is not copied behind its header: this wakeup's output and the frame
-    /// go to the socket at once with one `writev`, from where the payload lies, and only what
-    /// the socket does not take is copied into the outbox.
-    fn send_large(&mut self, id: ConnId, message: &Message<'_>) -> Result<(), SendError> {
-        let table = &mut *self.table;
-        let entry = table.conns.get_mut(id).ok_or(SendError::NotOpen)?;
-        entry.conn.send_header(self.out, message)?;
-        let (cork, payload) = (&mut *self.out, message.payload());
-        let written = if entry.outbox.is_empty() {
-            // An error here resurfaces at the loop's next write, which removes the connection.
-            outbox::write_two(&mut entry.stream, cork, payload).unwrap_or(0)
-        } else {
-            0
-        };
-        let rest = &payload[written.saturating_sub(cork.len())..];
-        entry.outbox.keep_unwritten(cork, written.min(cork.len()), &mut table.pool);
-        if !rest.is_empty() {
-            let mut copy = table.pool.take();
-            copy.extend_from_slice(rest);
-            // The loop registers WRITABLE for it when this wakeup settles.
-            entry.outbox.push_owned(copy, &mut table.pool);
-        }
-        Ok(())
-    }
-
-    /// Sends a text message to the current connection.
-    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
-        let id = self.current.ok_or(SendError::NotOpen)?;
-        self.send_text_to(id, text)
-    }
-
-    /// Sends a text message to connection `id`.
-    pub fn send_text_to(&mut self, id: ConnId, text: &str) -> Result<(), SendError> {
-        self.with_output(id, |conn, out| conn.send_text(out, text))
-    }
-
-    /// Sends a binary message to connection `id`.
-    pub fn send_binary_to(&mut self, id: ConnId, data: &[u8]) -> Result<(), SendError> {
-        self.with_output(id, |conn, out| conn.send_binary(out, data))
-    }
-
-    /// Queues a frame encoded once for many connections. The bytes are shared, not copied
-    /// (except into the current connection's output, which is written at once).
-    pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> Result<(), SendError> {
-        let entry = self.table.conns.get_mut(id).ok_or(SendError::NotOpen)?;
-        entry.conn.can_send()?;
-        entry.conn.trace_shared_frame(frame.bytes());
-        if Some(id) == self.current {
-            self.out.extend_from_slice(frame.bytes());
-            return Ok(());
-        }
-        entry.outbox.push_shared(frame.bytes().clone());
-        self.after_queueing(id)
-    }
-
-    /// Starts the closing handshake on connection `id` (§7.1.2).
-    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
-        let now = self.now;
-        self.with_output(id, |conn, out| conn.close(out, code, reason, now))
-    }
-
-    /// Runs `f` with connection `id` and the buffer its output goes to: this wakeup's output
-    /// for the current connection, a new chunk of its outbox for any other.
-    fn with_output(
-        &mut self,
-        id: ConnId,
-        f: impl FnOnce(&mut Connection, &mut Vec<u8>) -> Result<(), SendError>,
-    ) -> Result<(), SendError> {
-        let table = &mut *self.table;
-        let entry = table.conns.get_mut(id).ok_or(SendError::NotOpen)?;
-        if Some(id) == self.current {
-            return f(&mut entry.conn, self.out);
-        }
-        let mut out = table.pool.take();
-        let sent = f(&mut entry.conn, &mut out);
-        entry.outbox.push_owned(out, &mut table.pool);
-        sent?;
-        self.after_queueing(id)
-    }
-
-    /// Marks `id` for flushing, and closes it with 1008 if it is over its outbox cap.
-    fn after_queueing(&mut self, id: ConnId) -> Result<(), SendError> {
-        let table = &mut *self.table;
-        let Some(entry) = table.conns.get_mut(id) else { return Err(SendError::NotOpen) };
-        if !entry.touched {
-            entry.touched = true;
-            table.touched.push(id);
-        }
-        if entry.outbox.len() <= table.max_outbox {
-            return Ok(());
-        }
-        // A reader this far behind is cut off: what is queued is dropped (keeping the frame in
-        // progress whole) and a Close frame follows it. The close timeout ends the connection
-        // if the peer never reads that either.
-        entry.outbox.drop_queued(&mut table.pool);
-        let mut close = table.pool.take();
-        let reason = "outbound queue over limit: reading too slowly";
-        let _ = entry.conn.close(&mut close, CloseCode::POLICY_VIOLATION, reason, self.now);
-        entry.outbox.push_owned(close, &mut table.pool);
-        Err(SendError::Overflow)
-    }
-}
 #[cfg(test)]
 mod tests {
     /// Idle connections cost what their table entry costs (every buffer is given back when
@@ -321,6 +257,6 @@ mod tests {
     #[test]
     fn a_table_entry_stays_small() {
         assert!(std::mem::size_of::<crate::connection::Connection>() <= 112);
-        assert!(std::mem::size_of::<super::Entry>() <= 256);
+        assert!(std::mem::size_of::<super::ctx::Entry<()>>() <= 256);
     }
 }

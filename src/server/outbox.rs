@@ -127,6 +127,24 @@ impl Outbox {
         self.push(Chunk::Owned { buf, start: written });
     }
 
+    /// Queues what is left of `parts` after their first `written` bytes, copied into one buffer
+    /// (the parts are borrowed: a large payload written from where it lay).
+    pub(crate) fn keep_unwritten_slices(
+        &mut self,
+        parts: &[&[u8]],
+        written: usize,
+        pool: &mut Pool,
+    ) {
+        let mut rest = pool.take();
+        let mut skip = written;
+        for part in parts {
+            let from = skip.min(part.len());
+            skip -= from;
+            rest.extend_from_slice(&part[from..]);
+        }
+        self.push_owned(rest, pool);
+    }
+
     /// Writes as much as the socket takes without blocking, in one `writev` per round.
     pub(crate) fn write_to(&mut self, stream: &mut impl Write, pool: &mut Pool) -> io::Result<()> {
         while !self.is_empty() {
@@ -182,18 +200,27 @@ impl Outbox {
     }
 }
 
-/// Writes `first` then `second` with `writev` until the socket would block; returns how many
-/// bytes of the two it took.
-pub(crate) fn write_two(stream: &mut impl Write, first: &[u8], second: &[u8]) -> io::Result<usize> {
-    let total = first.len() + second.len();
+/// Writes `parts`, in order, with `writev` until the socket would block; returns how many
+/// bytes of them it took.
+pub(crate) fn write_slices(stream: &mut impl Write, parts: &[&[u8]]) -> io::Result<usize> {
+    let total: usize = parts.iter().map(|part| part.len()).sum();
     let mut written = 0;
     while written < total {
-        let slices = if written < first.len() {
-            [IoSlice::new(&first[written..]), IoSlice::new(second)]
-        } else {
-            [IoSlice::new(&second[written - first.len()..]), IoSlice::new(&[])]
-        };
-        match stream.write_vectored(&slices) {
+        // The parts not yet written, the first of them cut where the last write ended.
+        let mut slices = [IoSlice::new(&[]); 4];
+        let (mut skip, mut count) = (written, 0);
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            if count < slices.len() {
+                slices[count] = IoSlice::new(&part[skip..]);
+                count += 1;
+            }
+            skip = 0;
+        }
+        match stream.write_vectored(&slices[..count]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

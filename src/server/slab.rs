@@ -90,6 +90,16 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Every stored value with its id, to change.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (ConnId, &mut T)> + '_ {
+        self.slots.iter_mut().enumerate().filter_map(|(index, slot)| match slot {
+            Slot::Occupied { generation, value } => {
+                Some((ConnId { index: index as u32, generation: *generation }, value))
+            }
+            Slot::Vacant { .. } => None,
+        })
+    }
+
     /// Every stored value with its id.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (ConnId, &T)> + '_ {
         self.slots.iter().enumerate().filter_map(|(index, slot)| match slot {

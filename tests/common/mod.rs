@@ -8,7 +8,8 @@ pub mod process;
 use rfc6455::echo::Echo;
 use rfc6455::frame::{self, FrameHeader, OpCode};
 use rfc6455::handshake::accept_key;
-use rfc6455::server::{Handler, Options, Server, ShutdownHandle};
+use rfc6455::mask::apply_mask;
+use rfc6455::server::{Handler, Options, Server, ServerHandle};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread::JoinHandle;
@@ -19,17 +20,23 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// A server running on its own thread on 127.0.0.1, port 0.
-pub struct TestServer<H: Handler + Send + 'static> {
+pub struct TestServer<H: Handler + Send + 'static>
+where
+    H::State: Send,
+{
     pub addr: SocketAddr,
-    handle: ShutdownHandle,
+    pub handle: ServerHandle,
     thread: Option<JoinHandle<H>>,
 }
 
-impl<H: Handler + Send + 'static> TestServer<H> {
+impl<H: Handler + Send + 'static> TestServer<H>
+where
+    H::State: Send,
+{
     pub fn start(options: Options, handler: H) -> TestServer<H> {
         let mut server = Server::bind("127.0.0.1:0".parse().unwrap(), options, handler).unwrap();
         let addr = server.local_addr().unwrap();
-        let handle = server.shutdown_handle();
+        let handle = server.handle();
         let thread = std::thread::spawn(move || {
             server.run().unwrap();
             server.into_handler()
@@ -46,11 +53,14 @@ impl<H: Handler + Send + 'static> TestServer<H> {
 
 impl TestServer<Echo> {
     pub fn echo(options: Options) -> TestServer<Echo> {
-        TestServer::start(options, Echo)
+        TestServer::start(options, Echo::default())
     }
 }
 
-impl<H: Handler + Send + 'static> Drop for TestServer<H> {
+impl<H: Handler + Send + 'static> Drop for TestServer<H>
+where
+    H::State: Send,
+{
     fn drop(&mut self) {
         self.handle.shutdown();
         if let Some(thread) = self.thread.take() {
@@ -149,16 +159,7 @@ impl Client {
 
     pub fn frame_bytes(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
         self.mask_counter = self.mask_counter.wrapping_mul(2654435761).wrapping_add(12345);
-        let mut out = Vec::with_capacity(payload.len() + 14);
-        frame::write_masked_frame(
-            &mut out,
-            fin,
-            0,
-            opcode,
-            payload,
-            self.mask_counter.to_be_bytes(),
-        );
-        out
+        masked_frame(fin, 0, opcode, payload, self.mask_counter.to_be_bytes())
     }
 
     pub fn send_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
@@ -236,28 +237,36 @@ impl Client {
     }
 }
 
+/// A frame as a client sends it (§5.3): the header with the key, then the payload masked.
+/// `rsv` is put in place as given, so tests can set reserved bits. The keys here are
+/// predictable on purpose; a real client's must not be (§10.3).
+pub fn masked_frame(fin: bool, rsv: u8, opcode: OpCode, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let header =
+        FrameHeader { fin, rsv, opcode, mask: Some(key), payload_len: payload.len() as u64 };
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    header.encode(&mut out);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], key, 0);
+    out
+}
+
 /// Raises this process's soft limit on open files to at least `want` (within the hard limit):
 /// a test that holds many sockets on both ends needs more than the common default of 1024.
 pub fn raise_fd_limit(want: u64) {
-    #[repr(C)]
-    struct RLimit {
-        cur: u64,
-        max: u64,
-    }
-    const RLIMIT_NOFILE: i32 = 7;
-    unsafe extern "C" {
-        fn getrlimit(resource: i32, limit: *mut RLimit) -> i32;
-        fn setrlimit(resource: i32, limit: *const RLimit) -> i32;
-    }
-    let mut limit = RLimit { cur: 0, max: 0 };
-    // SAFETY: getrlimit and setrlimit take a pointer to a struct of two rlim_t (u64 on 64-bit
-    // Linux), which `RLimit` is, valid for the duration of the call.
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read or write the one `rlimit` they are given, which
+    // lives for the duration of each call.
     unsafe {
-        assert_eq!(getrlimit(RLIMIT_NOFILE, &mut limit), 0);
-        if limit.cur < want {
-            assert!(limit.max >= want, "hard limit on open files is {}, need {want}", limit.max);
-            limit.cur = want;
-            assert_eq!(setrlimit(RLIMIT_NOFILE, &limit), 0);
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < want {
+            assert!(
+                limit.rlim_max >= want,
+                "hard limit on open files is {}, need {want}",
+                limit.rlim_max
+            );
+            limit.rlim_cur = want;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
         }
     }
 }
@@ -266,13 +275,12 @@ pub fn raise_fd_limit(want: u64) {
 /// autotuning: a peer that never reads then fills up quickly instead of absorbing megabytes.
 pub fn set_receive_buffer(stream: &TcpStream, bytes: i32) {
     use std::os::fd::AsRawFd;
-    const SOL_SOCKET: i32 = 1;
-    const SO_RCVBUF: i32 = 8;
-    unsafe extern "C" {
-        fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
-    }
+    let len = std::mem::size_of::<i32>() as libc::socklen_t;
+    let value = (&bytes as *const i32).cast();
     // SAFETY: the descriptor is open for the call, and the option value is one i32 whose size
     // is passed along.
-    let rc = unsafe { setsockopt(stream.as_raw_fd(), SOL_SOCKET, SO_RCVBUF, &bytes, 4) };
+    let rc = unsafe {
+        libc::setsockopt(stream.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, value, len)
+    };
     assert_eq!(rc, 0, "setsockopt(SO_RCVBUF)");
 }

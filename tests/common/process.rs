@@ -15,7 +15,28 @@ impl Process {
     /// Runs `rfc6455 <args> --listen 127.0.0.1:0` (under a descriptor limit if given) and waits
     /// for the address it prints.
     pub fn start(args: &[&str], fd_limit: Option<u32>) -> Process {
-        let bin = env!("CARGO_BIN_EXE_rfc6455");
+        Process::start_program(env!("CARGO_BIN_EXE_rfc6455"), args, fd_limit)
+    }
+
+    /// Runs the example `name` of this package (building it first if `cargo test` did not),
+    /// with `<args> --listen 127.0.0.1:0`, and waits for the address it prints.
+    pub fn start_example(name: &str, args: &[&str]) -> Process {
+        // Examples land in `examples/` beside the package's binaries, in the same profile.
+        let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_rfc6455")).parent().unwrap();
+        let path = bin_dir.join("examples").join(name);
+        if !path.exists() {
+            let release = bin_dir.ends_with("release");
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo.args(["build", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+            if release {
+                cargo.arg("--release");
+            }
+            assert!(cargo.status().unwrap().success(), "cargo build --example {name}");
+        }
+        Process::start_program(path.to_str().unwrap(), args, None)
+    }
+
+    fn start_program(bin: &str, args: &[&str], fd_limit: Option<u32>) -> Process {
         let mut command = match fd_limit {
             Some(limit) => {
                 let mut c = Command::new("sh");
@@ -33,7 +54,8 @@ impl Process {
         let addr = line
             .split("://")
             .nth(1)
-            .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|host_port| host_port.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
         // Keep draining stderr so the child never blocks on it.
         std::thread::spawn(move || for _ in lines {});
@@ -87,4 +109,22 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How many bytes wait unread in the receive queue of the loopback TCP socket whose local port
+/// is `local` and remote port is `remote` (from /proc/net/tcp), if there is one.
+pub fn unread_bytes(local: u16, remote: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port =
+        |address: &str| address.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (&local_address, &remote_address, &queues) =
+            (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+        if port(local_address)? != local || port(remote_address)? != remote {
+            return None;
+        }
+        let (_, rx) = queues.split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
 }

@@ -55,7 +55,7 @@ impl Template {
         payload[2..18].fill(b'0');
         payload[18] = b';';
         let mut frame = Vec::with_capacity(size + frame::MAX_HEADER_LEN);
-        frame::write_masked_frame(&mut frame, true, 0, OpCode::Text, &payload, key);
+        write_masked_frame(&mut frame, OpCode::Text, &payload, key);
         let header = frame.len() - size;
         let mut ts_mask = [0u8; 16];
         for (i, m) in ts_mask.iter_mut().enumerate() {
@@ -432,7 +432,7 @@ fn write_nb(sock: &TcpStream, buf: &[u8]) -> io::Result<usize> {
 impl Conn {
     /// Queues a masked control frame.
     pub fn queue_control(&mut self, op: OpCode, payload: &[u8]) {
-        frame::write_masked_frame(&mut self.out, true, 0, op, payload, self.key);
+        write_masked_frame(&mut self.out, op, payload, self.key);
     }
 
     /// Queues a Close with status 1000.
@@ -1026,4 +1026,19 @@ mod tests {
         assert!(response_ok(head.as_bytes(), &accept));
         assert!(!response_ok(b"HTTP/1.1 200 OK\r\n\r\n", &accept));
     }
+}
+
+/// Appends a client's frame (§5.3): FIN set, the header with `key`, the payload masked.
+fn write_masked_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], key: [u8; 4]) {
+    let header = frame::FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask: Some(key),
+        payload_len: payload.len() as u64,
+    };
+    header.encode(out);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], key, 0);
 }

@@ -1,71 +1,36 @@
-//! The few libc calls the load generator needs, declared by hand (no libc crate), and /proc.
+//! The few libc calls the load generator needs (through the libc crate), and /proc.
 
-use std::os::raw::{c_int, c_long};
-
-#[repr(C)]
-struct Rlimit {
-    cur: u64,
-    max: u64,
-}
-
-#[repr(C)]
-struct Timeval {
-    sec: c_long,
-    usec: c_long,
-}
-
-/// `struct rusage` on Linux: two timevals then fourteen longs.
-#[repr(C)]
-struct Rusage {
-    utime: Timeval,
-    stime: Timeval,
-    rest: [c_long; 14],
-}
-
-const RLIMIT_NOFILE: c_int = 7;
-const RUSAGE_SELF: c_int = 0;
-const SC_CLK_TCK: c_int = 2;
-
-unsafe extern "C" {
-    fn getrlimit(resource: c_int, rlim: *mut Rlimit) -> c_int;
-    fn setrlimit(resource: c_int, rlim: *const Rlimit) -> c_int;
-    fn getrusage(who: c_int, usage: *mut Rusage) -> c_int;
-    fn sysconf(name: c_int) -> c_long;
-}
+use std::mem::MaybeUninit;
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.
 pub fn raise_nofile() -> u64 {
-    let mut lim = Rlimit { cur: 0, max: 0 };
-    // SAFETY: `lim` is a valid, writable `struct rlimit` (two rlim_t = u64 on Linux) that
-    // outlives the call; RLIMIT_NOFILE is 7 on every Linux architecture we build for.
-    if unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) } != 0 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid, writable `struct rlimit` that outlives the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return 0;
     }
-    if lim.cur < lim.max {
-        let want = Rlimit { cur: lim.max, max: lim.max };
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
         // SAFETY: `want` is a valid `struct rlimit` read by the call; raising the soft limit
         // up to the hard limit needs no privilege and cannot affect memory safety.
-        if unsafe { setrlimit(RLIMIT_NOFILE, &want) } == 0 {
-            return want.cur;
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            return want.rlim_cur;
         }
     }
-    lim.cur
+    lim.rlim_cur
 }
 
 /// This process's user + system CPU time, in seconds.
 pub fn self_cpu_secs() -> f64 {
-    let mut ru = Rusage {
-        utime: Timeval { sec: 0, usec: 0 },
-        stime: Timeval { sec: 0, usec: 0 },
-        rest: [0; 14],
-    };
-    // SAFETY: `ru` matches Linux's `struct rusage` layout (two `struct timeval` of two longs,
-    // then fourteen longs), is writable and outlives the call.
-    if unsafe { getrusage(RUSAGE_SELF, &mut ru) } != 0 {
+    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the `struct rusage` it is given, which outlives the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) } != 0 {
         return 0.0;
     }
-    let t = |tv: &Timeval| tv.sec as f64 + tv.usec as f64 / 1e6;
-    t(&ru.utime) + t(&ru.stime)
+    // SAFETY: zero-initialised and then filled by getrusage: every field is a plain integer.
+    let ru = unsafe { ru.assume_init() };
+    let t = |tv: &libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(&ru.ru_utime) + t(&ru.ru_stime)
 }
 
 /// Another process's user + system CPU time (all its threads), in seconds, from /proc.
@@ -78,7 +43,7 @@ pub fn pid_cpu_secs(pid: u32) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     // SAFETY: sysconf only reads a configuration value.
-    let tck = unsafe { sysconf(SC_CLK_TCK) };
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let tck = if tck > 0 { tck as f64 } else { 100.0 };
     Some((utime + stime) / tck)
 }

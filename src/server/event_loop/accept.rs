@@ -3,8 +3,10 @@
 
 use super::Server;
 use crate::close::CloseCode;
-use crate::connection::Connection;
-use crate::server::{Entry, Handler, Outbox};
+use crate::http::Response;
+use crate::server::Handler;
+use crate::server::ctx::Entry;
+use crate::server::outbox::Outbox;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
@@ -59,22 +61,29 @@ impl<H: Handler> Server<H> {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let mut conn = Connection::new(self.config.clone(), now);
+        let mut conn = self.new_connection(now);
         let mut response = Vec::new();
         if let Some(reason) = refusal {
-            conn.refuse(&mut response, 503, "Retry-After: 1\r\n", reason, now);
+            // §4.2.2: "If the server does not wish to accept this connection, it MUST return an
+            // appropriate HTTP error code"; Retry-After says when to come back (RFC 9110 §10.2.3).
+            let busy = Response::text(503, reason).with_header("Retry-After", "1");
+            let _ = conn.respond(&busy, &mut response, now);
         }
         let Some(id) = self.table.conns.insert_with(|_| Entry {
             stream,
             conn,
             outbox: Outbox::default(),
-            peer: refusal.is_none().then_some(ip),
+            state: None,
+            ip,
+            counted: refusal.is_none(),
             scheduled: None,
-            open_notified: false,
+            pause: None,
+            opened: false,
             write_shut: false,
             read_paused: false,
             writable_interest: false,
             touched: false,
+            doomed: false,
         }) else {
             return;
         };
@@ -85,11 +94,11 @@ impl<H: Handler> Server<H> {
         let registry = self.poll.registry();
         let Some(entry) = self.table.conns.get_mut(id) else { return };
         if registry.register(&mut entry.stream, Token(id.to_token()), Interest::READABLE).is_err() {
-            self.remove(id, now, CloseCode::ABNORMAL, "register failed");
+            self.table.doom(id, CloseCode::ABNORMAL, "register failed");
             return;
         }
         if self.write_cork(id, &mut response).is_err() {
-            self.remove(id, now, CloseCode::ABNORMAL, "write failed");
+            self.table.doom(id, CloseCode::ABNORMAL, "write failed");
             return;
         }
         self.settle(id);

@@ -1,48 +1,36 @@
-//! The mio loop itself: polling, timers and shutdown here; accepting connections in
-//! `accept.rs`; reading, dispatching and writing in `io.rs`.
+//! The mio loop itself: one turn is poll, serve the ready connections (`serve.rs`: read,
+//! process, write), carry out commands from other threads, fire timers, then flush the outboxes
+//! that handlers filled and remove the connections that ended. Accepting is in `accept.rs`;
+//! handing a connection's events to the handler is in `turn.rs`.
 
 mod accept;
 mod serve;
+mod turn;
 
-use super::{Ctx, Handler, Options, Pool, Slab, Table};
+use super::ctx::{Ctx, Table};
+use super::handle::{Command, Mailbox};
+use super::outbox::Pool;
+use super::slab::Slab;
+use super::{Handler, Options, Record, ServerHandle};
 use crate::close::CloseCode;
-use crate::connection::{Config, Event};
+use crate::connection::{Config, Connection, Event};
 use crate::server::ConnId;
 use crate::state::State;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use serve::notify_close;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use turn::Turn;
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 
-/// Stops a running [`Server`] from another thread.
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    flag: Arc<AtomicBool>,
-    waker: Arc<Waker>,
-}
-
-impl ShutdownHandle {
-    /// Asks the loop to stop: it stops accepting, sends every open connection a Close frame
-    /// with 1001 (going away), and returns from [`Server::run`] once they are closed or
-    /// `Options::shutdown_timeout` has passed.
-    pub fn shutdown(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        // A failed wake only delays the stop to the next wakeup.
-        let _ = self.waker.wake();
-    }
-}
-
 /// A WebSocket server: a listener, a connection table and a [`Handler`], run by one thread.
-pub struct Server<H> {
+pub struct Server<H: Handler> {
     poll: Poll,
     /// `None` once shutting down: the port is closed to new connections.
     listener: Option<TcpListener>,
@@ -51,7 +39,7 @@ pub struct Server<H> {
     config: Arc<Config>,
     handler: H,
     /// The connections and what handlers reach through [`Ctx`].
-    table: Table,
+    table: Table<H::State>,
     /// The read buffer shared by every connection.
     read_buf: Vec<u8>,
     /// The output of the connection being served, written once per wakeup.
@@ -59,8 +47,8 @@ pub struct Server<H> {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Connections with input left after their read budget, served again without blocking.
     ready: VecDeque<ConnId>,
-    shutdown: Arc<AtomicBool>,
-    waker: Arc<Waker>,
+    /// Commands from [`ServerHandle`]s.
+    mailbox: Mailbox,
     accept_paused_until: Option<Instant>,
     /// Open connections per peer address, for `Options::max_connections_per_ip`.
     per_ip: HashMap<IpAddr, usize>,
@@ -88,15 +76,16 @@ impl<H: Handler> Server<H> {
                 conns: Slab::new(),
                 pool: Pool::default(),
                 touched: Vec::new(),
+                removals: Vec::new(),
                 max_outbox: options.max_outbox,
+                shutting_down: false,
             },
+            mailbox: Mailbox::new(waker, options.command_queue),
             options,
             handler,
             cork: Vec::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
-            shutdown: Arc::new(AtomicBool::new(false)),
-            waker,
             accept_paused_until: None,
             per_ip: HashMap::new(),
             refusing: 0,
@@ -109,9 +98,9 @@ impl<H: Handler> Server<H> {
         Ok(self.local_addr)
     }
 
-    /// A handle that stops [`Server::run`] from another thread.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { flag: self.shutdown.clone(), waker: self.waker.clone() }
+    /// A handle that reaches the running server from any thread: send, broadcast, close, stop.
+    pub fn handle(&self) -> ServerHandle {
+        self.mailbox.handle.clone()
     }
 
     /// The handler.
@@ -124,13 +113,14 @@ impl<H: Handler> Server<H> {
         self.handler
     }
 
-    /// Serves until a [`ShutdownHandle::shutdown`] has been carried out, or polling fails.
+    /// Serves until a [`ServerHandle::shutdown`] has been carried out, or polling fails.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            if self.shutdown.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
+            if self.mailbox.shutdown_asked() && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
+                self.reap(now);
             }
             if self.shutdown_deadline.is_some_and(|at| now >= at || self.table.conns.len() == 0) {
                 return Ok(());
@@ -159,9 +149,10 @@ impl<H: Handler> Server<H> {
                     self.serve(id, now, true, false);
                 }
             }
-            self.flush_touched(now);
+            self.run_commands(now);
             self.fire_timers(now);
             self.fire_handler_timer(now);
+            self.reap(now);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept(now);
@@ -172,33 +163,32 @@ impl<H: Handler> Server<H> {
     /// Stops accepting and starts the closing handshake (1001) on every connection.
     fn begin_shutdown(&mut self, now: Instant) {
         self.shutdown_deadline = Some(now + self.options.shutdown_timeout);
+        self.table.shutting_down = true;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let ids: Vec<ConnId> = self.table.conns.iter().map(|(id, _)| id).collect();
-        let mut cork = std::mem::take(&mut self.cork);
         for id in ids {
             let Some(entry) = self.table.conns.get_mut(id) else { continue };
+            // Input held for a paused connection is read now: the peer's Close is behind it.
+            if let Some(pause) = &mut entry.pause {
+                (pause.until, pause.scheduled) = (now, false);
+            }
             match entry.conn.state() {
                 // §7.4.1 1001: "an endpoint is "going away", such as a server going down".
-                State::Open => {
-                    let reason = "server shutting down";
-                    let _ = entry.conn.close(&mut cork, CloseCode::GOING_AWAY, reason, now);
-                }
+                State::Open => self.with_cork(id, |server, cork| {
+                    if let Some(entry) = server.table.conns.get_mut(id) {
+                        let reason = "server shutting down";
+                        let _ = entry.conn.close(cork, CloseCode::GOING_AWAY, reason, now);
+                    }
+                }),
                 State::Connecting => {
-                    self.remove(id, now, CloseCode::GOING_AWAY, "server shutting down");
-                    continue;
+                    self.table.doom(id, CloseCode::GOING_AWAY, "server shutting down");
                 }
                 State::CloseSent | State::Closed => {}
             }
-            if self.write_cork(id, &mut cork).is_err() {
-                self.remove(id, now, CloseCode::ABNORMAL, "write failed");
-            } else {
-                self.settle(id);
-            }
-            cork.clear();
+            self.settle(id);
         }
-        self.cork = cork;
     }
 
     /// How long `poll` may block: not at all with work queued, else until the next deadline.
@@ -216,6 +206,29 @@ impl<H: Handler> Server<H> {
         next.map(|at| at.saturating_duration_since(now) + Duration::from_millis(1))
     }
 
+    /// Runs `f` with the loop's output buffer, then writes what `f` put in it for `id` (after
+    /// anything already waiting in its outbox) and takes the buffer back, empty.
+    fn with_cork<R>(&mut self, id: ConnId, f: impl FnOnce(&mut Self, &mut Vec<u8>) -> R) -> R {
+        let mut cork = std::mem::take(&mut self.cork);
+        let result = f(self, &mut cork);
+        if self.write_cork(id, &mut cork).is_err() {
+            self.table.doom(id, CloseCode::ABNORMAL, "write failed");
+        }
+        cork.clear();
+        self.cork = cork;
+        result
+    }
+
+    /// The handler, the table and the log, for one connection's events.
+    fn turn(&mut self, now: Instant) -> Turn<'_, H> {
+        Turn {
+            table: &mut self.table,
+            handler: &mut self.handler,
+            log: self.options.log.as_deref(),
+            now,
+        }
+    }
+
     fn fire_timers(&mut self, now: Instant) {
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
@@ -223,16 +236,26 @@ impl<H: Handler> Server<H> {
             }
             self.timers.pop();
             let Some(entry) = self.table.conns.get_mut(id) else { continue };
-            if entry.scheduled != Some(at) {
+            if entry.doomed {
+                continue;
+            }
+            if entry.pause.as_ref().is_some_and(|pause| pause.scheduled && pause.until == at) {
+                self.resume(id, now);
+            }
+            let Some(entry) = self.table.conns.get_mut(id) else { continue };
+            if entry.doomed || entry.scheduled != Some(at) {
                 continue;
             }
             entry.scheduled = None;
+            if entry.pause.is_some() && entry.conn.state() == State::Open {
+                // The peer's Pong may wait behind input that we hold unread: its deadlines wait
+                // until we read again (settle schedules them anew on resuming).
+                continue;
+            }
             // A keepalive Ping, or the Close frame of a Pong timeout, is written at once.
-            let mut cork = std::mem::take(&mut self.cork);
-            let event = entry.conn.handle_timeout(now, &mut cork);
-            let write_failed = self.write_cork(id, &mut cork).is_err();
-            cork.clear();
-            self.cork = cork;
+            let event = self.with_cork(id, |server, cork| {
+                server.table.conns.get_mut(id).and_then(|e| e.conn.handle_timeout(now, cork))
+            });
             match event {
                 Some(Event::TimedOut(state)) => {
                     let (code, reason) = match state {
@@ -240,9 +263,8 @@ impl<H: Handler> Server<H> {
                         State::Open => (CloseCode::INTERNAL_ERROR, "ping timeout"),
                         State::Connecting | State::CloseSent => (CloseCode::ABNORMAL, "timed out"),
                     };
-                    self.remove(id, now, code, reason);
+                    self.table.doom(id, code, reason);
                 }
-                _ if write_failed => self.remove(id, now, CloseCode::ABNORMAL, "write failed"),
                 _ => self.settle(id),
             }
         }
@@ -253,36 +275,76 @@ impl<H: Handler> Server<H> {
         if self.handler.poll_timeout().is_none_or(|at| at > now) {
             return;
         }
-        let mut cork = std::mem::take(&mut self.cork);
-        let mut ctx = Ctx { current: None, now, table: &mut self.table, out: &mut cork };
+        let mut nowhere = Vec::new();
+        let mut ctx = Ctx::new(None, now, &mut self.table, &mut nowhere);
         self.handler.on_timeout(&mut ctx);
-        cork.clear();
-        self.cork = cork;
-        self.flush_touched(now);
     }
 
-    /// Drops connection `id`, telling the handler if it had been opened.
-    fn remove(&mut self, id: ConnId, now: Instant, code: CloseCode, reason: &str) {
-        let mut scratch = Vec::new();
-        notify_close(&mut self.table, &mut self.handler, id, now, &mut scratch, code, reason);
-        if let Some(mut entry) = self.table.conns.remove(id) {
-            if self.options.connection.trace {
-                serve::print_trace(id, &mut entry.conn);
-                eprintln!("[conn {id}] TCP closed ({} {reason})", code.0);
+    /// Carries out what other threads asked for through [`ServerHandle`]s.
+    fn run_commands(&mut self, now: Instant) {
+        let mut nowhere = Vec::new();
+        for command in self.mailbox.take() {
+            let mut ctx = Ctx::new(None, now, &mut self.table, &mut nowhere);
+            // A connection that is gone or closing is skipped, as for the handler's own sends.
+            let _ = match command {
+                Command::Send { to, frame } => ctx.send_shared(to, &frame),
+                Command::Broadcast(frame) => {
+                    ctx.broadcast(&frame);
+                    Ok(())
+                }
+                Command::Close { to, code, reason } => ctx.close(to, code, &reason),
+            };
+        }
+    }
+
+    /// Flushes the outboxes that handlers filled, and removes the connections that ended,
+    /// telling the handler of each: once per turn, and never from inside a callback. A
+    /// handler's farewell broadcast can end more connections (a write fails); they are
+    /// removed in the same pass, by the same loop.
+    fn reap(&mut self, now: Instant) {
+        loop {
+            self.flush_touched(now);
+            if self.table.removals.is_empty() {
+                return;
             }
-            let _ = self.poll.registry().deregister(&mut entry.stream);
-            match entry.peer {
-                Some(ip) => {
-                    if let Some(count) = self.per_ip.get_mut(&ip) {
-                        *count -= 1;
-                        if *count == 0 {
-                            self.per_ip.remove(&ip);
-                        }
+            for removal in std::mem::take(&mut self.table.removals) {
+                self.turn(now).notify_close(removal.id, removal.code, removal.reason);
+                let Some(mut entry) = self.table.conns.remove(removal.id) else { continue };
+                if self.config.trace {
+                    let turn = Turn {
+                        table: &mut self.table,
+                        handler: &mut self.handler,
+                        log: self.options.log.as_deref(),
+                        now,
+                    };
+                    turn.forward_trace(removal.id, &mut entry.conn);
+                    let line = format!("TCP closed ({} {})", removal.code.0, removal.reason);
+                    self.log(&Record::Trace { conn: removal.id, line: &line });
+                }
+                let _ = self.poll.registry().deregister(&mut entry.stream);
+                if let Some(pause) = entry.pause.take() {
+                    self.table.pool.give(pause.held);
+                }
+                if !entry.counted {
+                    self.refusing -= 1;
+                } else if let Some(count) = self.per_ip.get_mut(&entry.ip) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.per_ip.remove(&entry.ip);
                     }
                 }
-                None => self.refusing -= 1,
             }
         }
-        self.flush_touched(now);
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if let Some(log) = &self.options.log {
+            log.record(record);
+        }
+    }
+
+    /// A new connection's state machine.
+    fn new_connection(&self, now: Instant) -> Connection {
+        Connection::new(self.config.clone(), now)
     }
 }
