@@ -8,7 +8,7 @@
 #                                                 # JSON file are kept, if from the same suite)
 #
 # Environment (defaults in brackets):
-#   SERVERS [all]      comma-separated subset of: tungstenite tokio-tungstenite fastwebsockets
+#   SERVERS [all]      comma-separated subset of: rfc6455 tungstenite tokio-tungstenite fastwebsockets
 #                      tokio-websockets ws uws
 #   OUT [bench/results/autobahn-peers.json]
 #   TIMEOUT [1200]     seconds allowed for one peer's wstest run
@@ -39,7 +39,7 @@ KEEP_REPORTS=${KEEP_REPORTS:-}
 PEERS="$ROOT/bench/peers/target/release"
 NODE_DIR="$ROOT/bench/node"
 SUMMARY="$ROOT/bench/autobahn_peers.py"
-ALL_SERVERS="tungstenite tokio-tungstenite fastwebsockets tokio-websockets ws uws"
+ALL_SERVERS="rfc6455 tungstenite tokio-tungstenite fastwebsockets tokio-websockets ws uws"
 
 log() { printf '[autobahn-peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -70,7 +70,8 @@ SUITE=$(timeout 60 wstest --autobahnversion 2>/dev/null | sed '/^[[:space:]]*$/d
 # Build
 
 if [[ $BUILD == 1 ]]; then
-    log "building the Rust peers (cargo build --release --manifest-path bench/peers/Cargo.toml)"
+    log "building rfc6455 and the Rust peers (cargo build --release)"
+    timeout 1800 cargo build --release --quiet || die "cargo build --release (rfc6455) failed"
     timeout 1800 cargo build --release --quiet --manifest-path bench/peers/Cargo.toml ||
         log "warning: the Rust peers did not build; the ones missing are skipped"
     if [[ ! -d $NODE_DIR/node_modules ]] && command -v npm >/dev/null; then
@@ -83,6 +84,7 @@ fi
 # peer_cmd NAME ADDR: the peer's command line (paths relative to the repository root).
 peer_cmd() {
     case $1 in
+        rfc6455) echo "target/release/rfc6455 echo --listen $2" ;;
         tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets)
             echo "bench/peers/target/release/peer-$1 echo --listen $2" ;;
         ws | uws) echo "node bench/node/$1-server.mjs echo --listen $2" ;;
@@ -92,6 +94,7 @@ peer_cmd() {
 
 available() {
     case $1 in
+        rfc6455) [[ -x target/release/rfc6455 ]] ;;
         ws | uws) command -v node >/dev/null && [[ -d $NODE_DIR/node_modules && -f $NODE_DIR/$1-server.mjs ]] ;;
         *) [[ -x $PEERS/peer-$1 ]] ;;
     esac

@@ -26,6 +26,9 @@
 #   IDLE_CONNS [10000] IDLE_SETTLE [2]   the idle scenario
 #   CONNECT_WORKERS [32]  concurrent connect/upgrade/close loops
 #   AUTOBAHN_TIMEOUT [1200]  seconds allowed for one wstest run of cases 9.*
+#   RFC_BASELINE [unset]  another rfc6455 binary (an earlier build, say), run as the server
+#                         "rfc6455-baseline" beside the current one: a before/after comparison
+#                         measured in one run
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,6 +62,8 @@ PEERS="$ROOT/bench/peers/target/release"
 NODE_DIR="$ROOT/bench/node"
 LOGDIR="$ROOT/target/bench/logs-$STAMP"
 ALL_SERVERS="rfc6455 tungstenite tokio-tungstenite fastwebsockets tokio-websockets uws ws raw"
+RFC_BASELINE=${RFC_BASELINE:-}
+[[ -n $RFC_BASELINE ]] && ALL_SERVERS="rfc6455 rfc6455-baseline ${ALL_SERVERS#rfc6455 }"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -98,6 +103,8 @@ server_cmd() {
     case $name/$kind in
         rfc6455/echo) echo "$RFC echo --listen $addr --max-connections 100000 --max-connections-per-ip 100000" ;;
         rfc6455/broadcast) echo "$RFC chat --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
+        rfc6455-baseline/echo) echo "$RFC_BASELINE echo --listen $addr --max-connections 100000 --max-connections-per-ip 100000" ;;
+        rfc6455-baseline/broadcast) echo "$RFC_BASELINE chat --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
         tungstenite/echo | fastwebsockets/echo | tokio-websockets/echo) echo "$PEERS/peer-$name echo --listen $addr" ;;
         tokio-tungstenite/echo | tokio-tungstenite/broadcast) echo "$PEERS/peer-tokio-tungstenite $kind --listen $addr" ;;
         uws/echo | uws/broadcast) echo "node $NODE_DIR/uws-server.mjs $kind --listen $addr" ;;
@@ -111,6 +118,7 @@ server_cmd() {
 available() {
     case $1 in
         rfc6455) [[ -x $RFC ]] ;;
+        rfc6455-baseline) [[ -x $RFC_BASELINE ]] ;;
         raw) [[ -x $PEERS/peer-rawtcp ]] ;;
         uws | ws) command -v node >/dev/null && [[ -d $NODE_DIR/node_modules && -f $NODE_DIR/$1-server.mjs ]] ;;
         *) [[ -x $PEERS/peer-$1 ]] ;;
