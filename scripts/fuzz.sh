@@ -23,7 +23,7 @@ set -euo pipefail
 main() {
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   fuzz="$root/fuzz"
-  all_targets=(frame_header handshake connection utf8)
+  all_targets=(frame_header handshake connection utf8 deflate)
 
   seconds=${1:-30}
   if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then

@@ -10,6 +10,7 @@ use std::fmt;
 
 /// A violation by the peer that fails the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// §5.2: "RSV1, RSV2, RSV3: 1 bit each. MUST be 0 unless an extension is negotiated that
     /// defines meanings for non-zero values."
@@ -51,15 +52,23 @@ pub enum ProtocolError {
     MessageTooBig,
     /// §10.4: a message split into more frames than the configured limit (a policy, 1008).
     TooManyFragments,
+    /// RFC 7692 §6.1: "An endpoint MUST NOT set the "Per-Message Compressed" bit of control
+    /// frames and non-first fragments of a data message. An endpoint receiving such a frame
+    /// MUST _Fail the WebSocket Connection_."
+    CompressedBitMisplaced,
+    /// RFC 7692 §7.2.2: a compressed message that does not inflate (not DEFLATE data). Closed
+    /// with 1007, as for text that is not UTF-8: the frames were well formed, their payload is
+    /// not what the negotiated extension says it is.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close code sent to the peer for this violation (§7.4.1).
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
             ProtocolError::TooManyFragments => CloseCode::POLICY_VIOLATION,
             _ => CloseCode::PROTOCOL_ERROR,
@@ -85,6 +94,8 @@ impl ProtocolError {
             ProtocolError::FrameTooBig => "frame too big",
             ProtocolError::MessageTooBig => "message too big",
             ProtocolError::TooManyFragments => "too many fragments in one message",
+            ProtocolError::CompressedBitMisplaced => "RSV1 on a control frame or a continuation",
+            ProtocolError::InvalidCompressedData => "compressed message does not inflate",
         }
     }
 
@@ -106,6 +117,8 @@ impl ProtocolError {
             ProtocolError::FrameTooBig
             | ProtocolError::MessageTooBig
             | ProtocolError::TooManyFragments => "§10.4",
+            ProtocolError::CompressedBitMisplaced => "RFC 7692 §6.1",
+            ProtocolError::InvalidCompressedData => "RFC 7692 §7.2.2",
         }
     }
 }
@@ -138,6 +151,8 @@ mod tests {
         assert_eq!(ProtocolError::MessageTooBig.close_code(), CloseCode::MESSAGE_TOO_BIG);
         assert_eq!(ProtocolError::UnmaskedFrame.close_code(), CloseCode::PROTOCOL_ERROR);
         assert_eq!(ProtocolError::InvalidCloseCode(999).close_code(), CloseCode::PROTOCOL_ERROR);
+        assert_eq!(ProtocolError::CompressedBitMisplaced.close_code(), CloseCode::PROTOCOL_ERROR);
+        assert_eq!(ProtocolError::InvalidCompressedData.close_code(), CloseCode::INVALID_PAYLOAD);
     }
 
     #[test]

@@ -227,8 +227,14 @@ pub fn decode_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, Protoco
 
 /// Appends an unmasked frame (as a server sends, §5.1) with FIN set to `out`.
 pub fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    write_frame_with_rsv(out, opcode, 0, payload);
+}
+
+/// Appends an unmasked frame with FIN set and the RSV bits `rsv` (RSV1 for a compressed
+/// message, RFC 7692 §6) to `out`.
+pub fn write_frame_with_rsv(out: &mut Vec<u8>, opcode: OpCode, rsv: u8, payload: &[u8]) {
     let header =
-        FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 };
+        FrameHeader { fin: true, rsv, opcode, mask: None, payload_len: payload.len() as u64 };
     out.reserve(header.encoded_len() + payload.len());
     header.encode(out);
     out.extend_from_slice(payload);

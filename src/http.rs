@@ -75,7 +75,7 @@ pub(crate) enum HeaderError {
 /// a value without CR, LF or NUL (so that it cannot end the head or add a field), and a name
 /// not in `reserved` (lower case).
 pub(crate) fn check_header(name: &str, value: &str, reserved: &[&str]) -> Result<(), HeaderError> {
-    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    let token = crate::handshake::is_tchar;
     if name.is_empty() || !name.bytes().all(token) || value.bytes().any(|c| b"\r\n\0".contains(&c))
     {
         return Err(HeaderError::Invalid);

@@ -103,6 +103,7 @@
 pub mod chat;
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod echo;
 pub mod error;
 pub mod frame;
@@ -112,6 +113,7 @@ pub mod mask;
 pub mod message;
 pub mod policy;
 pub mod server;
+pub mod shared;
 pub mod state;
 pub mod utf8;
 

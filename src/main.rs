@@ -35,6 +35,9 @@ options (defaults: chat / echo):
   --close-timeout SECS      time for the peer to answer a Close and close TCP [10]
   --ping-interval SECS      keepalive Ping after this long without a Pong, 0 = off [20]
   --pong-timeout SECS       close (1011) a peer whose Pong is this late [20]
+  --no-deflate              never agree to permessage-deflate (RFC 7692) compression
+  --deflate-window BITS     largest LZ77 window to compress with and to accept, 9-15 [15]
+  --deflate-threshold BYTES messages shorter than this are sent uncompressed [128]
   --trace                   log every handshake, frame header and state change, with its
                             RFC 6455 section, to standard error
 chat only:
@@ -163,6 +166,13 @@ impl Settings {
                 self.options.connection.trace = true;
                 continue;
             }
+            if flag == "--no-deflate" {
+                #[cfg(feature = "deflate")]
+                {
+                    self.options.connection.deflate = None;
+                }
+                continue;
+            }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let number =
                 || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value:?}"));
@@ -190,6 +200,25 @@ impl Settings {
                 "--max-connections-per-ip" => self.options.max_connections_per_ip = size()?,
                 "--allow-origin" => self.policy.allowed_origins.push(value.clone()),
                 "--subprotocol" => self.policy.subprotocols.push(value.clone()),
+                "--deflate-window" => {
+                    let bits = u8::try_from(number()?)
+                        .ok()
+                        .filter(|bits| (9..=15).contains(bits))
+                        .ok_or_else(|| format!("{flag}: a window is 9 to 15 bits, not {value}"))?;
+                    #[cfg(feature = "deflate")]
+                    if let Some(deflate) = &mut self.options.connection.deflate {
+                        deflate.max_send_window_bits = bits;
+                        deflate.max_receive_window_bits = bits;
+                    }
+                    let _ = bits;
+                }
+                "--deflate-threshold" => {
+                    let _threshold = size()?;
+                    #[cfg(feature = "deflate")]
+                    if let Some(deflate) = &mut self.options.connection.deflate {
+                        deflate.threshold = _threshold;
+                    }
+                }
                 "--handshake-timeout" => connection.handshake_timeout = secs()?,
                 "--close-timeout" => connection.close_timeout = secs()?,
                 "--ping-interval" => connection.ping_interval = optional_secs()?,

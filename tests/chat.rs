@@ -393,3 +393,66 @@ fn a_slow_reader_gets_a_whole_prefix_then_1008() {
     assert!(0 < expected && expected < MESSAGES, "got {expected} messages before the cut");
     assert_eq!(server.stop().stats().slow_readers_closed, 1);
 }
+
+/// With permessage-deflate, a broadcast is compressed once: every member that agreed to it gets
+/// the same compressed frame (RSV1), the others the plain one, and both read the same message.
+#[cfg(feature = "deflate")]
+#[test]
+fn a_broadcast_is_compressed_for_members_that_agreed() {
+    use std::io::{Read, Write};
+    let server = start(chat_options(), quiet());
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+    let join = |extensions: &str| {
+        let request = common::upgrade_request(&server.addr)
+            .replace("\r\n\r\n", &format!("\r\n{extensions}\r\n"));
+        let mut client = Client::unconnected(server.addr);
+        client.stream.write_all(request.as_bytes()).unwrap();
+        let head = client.finish_handshake();
+        assert_eq!(head.contains("permessage-deflate"), !extensions.is_empty(), "{head}");
+        client
+    };
+    let mut deflating = [join(offer), join(offer)];
+    let mut plain = join("");
+    let long = "a chat message long enough to compress, ".repeat(10);
+    plain.send_text(&json!({"cmd": "say", "message": long}).to_string());
+    // The raw frames: compressed (first byte 0xc1: FIN, RSV1, text) for the two that agreed,
+    // byte for byte the same; plain (0x81) for the other, whose payload is the JSON itself.
+    let raw = |client: &mut Client| loop {
+        let mut header = [0u8; 2];
+        client.stream.read_exact(&mut header).unwrap();
+        let len = match header[1] {
+            126 => {
+                let mut ext = [0u8; 2];
+                client.stream.read_exact(&mut ext).unwrap();
+                usize::from(u16::from_be_bytes(ext))
+            }
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
+        client.stream.read_exact(&mut payload).unwrap();
+        // Skip the welcome and presence notices (short, uncompressed) until the long message.
+        if len > 100 || header[0] & 0x40 != 0 {
+            return (header[0], payload);
+        }
+    };
+    let (first, second) = (raw(&mut deflating[0]), raw(&mut deflating[1]));
+    assert_eq!(first.0, 0xc1);
+    assert_eq!(first, second, "one compression for both");
+    let mut inflater = zlib_rs::Inflate::new(false, 15);
+    let mut json = vec![0u8; 4096];
+    let input = [&first.1[..], &[0, 0, 0xff, 0xff]].concat();
+    inflater.decompress(&input, &mut json, zlib_rs::InflateFlush::SyncFlush).unwrap();
+    json.truncate(inflater.total_out() as usize);
+    let message: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(message["message"], long.as_str());
+    let (op, payload) = raw(&mut plain);
+    assert_eq!(op, 0x81);
+    let message: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(message["message"], long.as_str());
+    assert!(
+        first.1.len() < payload.len() / 3,
+        "{} compressed, {} plain",
+        first.1.len(),
+        payload.len()
+    );
+}

@@ -99,3 +99,58 @@ fn relative_links_in_the_docs_resolve() {
 fn every_test_named_in_rfc_map_md_exists() {
     check_test_names("docs/rfc-map.md");
 }
+
+/// The counts at the top of docs/rfc-map.md are the table's: every row is counted by what it
+/// applies to and what covers it, and the sentence must say exactly that.
+#[test]
+fn the_rfc_map_counts_are_true() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rfc-map.md"))
+            .unwrap();
+    let (rfc6455, rfc7692) = text.split_once("## RFC 7692").expect("an RFC 7692 section");
+    let expected =
+        format!("**Counts.** RFC 6455: {}. RFC 7692: {}.", counts(rfc6455), counts(rfc7692));
+    assert!(text.contains(&expected), "docs/rfc-map.md should say:\n{expected}");
+}
+
+/// "N server requirements (...), C covered by a test, G with no test (the Gaps), A with
+/// nothing to test; K client-only; T not applicable; D definitions".
+fn counts(section: &str) -> String {
+    let (mut server, mut covered, mut gaps, mut nothing, mut client, mut tls, mut definitions) =
+        (0, 0, 0, 0, 0, 0, 0);
+    for line in section.lines() {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        // | § | requirement | applies to | code | test | Autobahn cases | note |
+        if !line.starts_with("| ")
+            || cells.len() < 7
+            || cells[0] == "| §"
+            || line.starts_with("|---")
+        {
+            continue;
+        }
+        let (applies, test, note) = (cells[2], cells[4], cells[6]);
+        if note.contains("*definition*") {
+            definitions += 1;
+        } else if applies.starts_with("client") {
+            client += 1;
+        } else if applies.starts_with("not applicable") {
+            tls += 1;
+        } else if applies == "server" || applies == "both" {
+            server += 1;
+            match test.trim() {
+                "none" => gaps += 1,
+                "n/a" => nothing += 1,
+                t if t.contains('`') => covered += 1,
+                other => panic!("row with test cell {other:?}: {line}"),
+            }
+        } else {
+            panic!("row that applies to {applies:?}: {line}");
+        }
+    }
+    assert_eq!(server, covered + gaps + nothing);
+    format!(
+        "{server} server requirements, {covered} covered by a test, {gaps} with no test, \
+         {nothing} with nothing to test; {client} client-only; {tls} not applicable; \
+         {definitions} definitions"
+    )
+}

@@ -372,3 +372,108 @@ fn sigterm_closes_every_client_with_1001_and_exits() {
     // A new connection is refused: the port is closed.
     assert!(std::net::TcpStream::connect(server.addr).is_err());
 }
+
+/// The upgrade request, offering permessage-deflate as browsers do.
+#[cfg(feature = "deflate")]
+fn deflate_request(addr: &std::net::SocketAddr) -> String {
+    upgrade_request(addr).replace(
+        "\r\n\r\n",
+        "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+    )
+}
+
+/// Opens a connection that offers permessage-deflate, and checks the server agreed.
+#[cfg(feature = "deflate")]
+fn connect_deflate(addr: std::net::SocketAddr) -> Client {
+    let mut client = Client::unconnected(addr);
+    client.stream.write_all(deflate_request(&addr).as_bytes()).unwrap();
+    let head = client.finish_handshake();
+    assert!(head.contains("\r\nSec-WebSocket-Extensions: permessage-deflate"), "{head}");
+    client
+}
+
+/// A mebibyte-sized compressed frame that would inflate to a gibibyte: the server stops at
+/// its message limit (2 MiB here) and closes with 1009; its memory grows by a few MiB at most.
+#[cfg(feature = "deflate")]
+#[test]
+fn a_compression_bomb_is_closed_at_the_message_limit() {
+    // One mebibyte of zeros, compressed and sync-flushed: a DEFLATE piece that can be repeated.
+    let mut deflater = zlib_rs::Deflate::new(9, false, 15);
+    let mut piece = vec![0u8; 4096];
+    let zeros = vec![0u8; 1 << 20];
+    deflater.compress(&zeros, &mut piece, zlib_rs::DeflateFlush::SyncFlush).unwrap();
+    piece.truncate(deflater.total_out() as usize);
+    assert!(piece.ends_with(&[0, 0, 0xff, 0xff]) && piece.len() < 2048, "{}", piece.len());
+    let bomb = piece.repeat(1024);
+    assert!(bomb.len() < 2 << 20, "{}", bomb.len());
+    let server = Process::start(&["echo", "--max-message-size", "2097152"], None);
+    // Touch as much of the read buffer as the bomb will, so that only what inflating costs is
+    // measured.
+    let mut warm = Client::connect(server.addr);
+    warm.send_binary(&vec![7; bomb.len()]);
+    assert_eq!(warm.read_frame().unwrap().payload.len(), bomb.len());
+    let before = server.rss();
+    let mut client = connect_deflate(server.addr);
+    let header = FrameHeader {
+        fin: true,
+        rsv: rfc6455::frame::RSV1_BIT,
+        opcode: OpCode::Binary,
+        mask: Some([0; 4]),
+        payload_len: bomb.len() as u64,
+    };
+    let mut frame = Vec::new();
+    header.encode(&mut frame);
+    frame.extend_from_slice(&bomb);
+    // The server may close before it has read it all: a write error then is fine.
+    let _ = client.stream.write_all(&frame);
+    assert_eq!(close_code(&mut client), Some(1009));
+    let growth = server.rss().saturating_sub(before);
+    assert!(growth < 4 << 20, "RSS grew by {growth} bytes for a 1 GiB bomb");
+}
+
+/// Connections that negotiated permessage-deflate and sit idle hold no zlib state: they cost
+/// what plain connections cost (and at most 512 bytes each).
+#[cfg(feature = "deflate")]
+#[test]
+fn idle_deflate_connections_cost_what_plain_ones_cost() {
+    const CONNECTIONS: usize = 3000;
+    common::raise_fd_limit(2 * CONNECTIONS as u64 + 100);
+    let per_connection = |offer: bool| {
+        let server = Process::start(
+            &["echo", "--max-connections", "20000"],
+            Some(2 * CONNECTIONS as u32 + 100),
+        );
+        // A first connection, closed, so that the loop's buffers (and, with deflate, the
+        // thread's pooled compressor, some 300 KiB once for all) exist before measuring.
+        let text = "a message the server compresses on its way back ".repeat(8);
+        let mut first =
+            if offer { connect_deflate(server.addr) } else { Client::connect(server.addr) };
+        first.send_text(&text);
+        first.read_frame().unwrap();
+        drop(first);
+        let before = server.rss();
+        let mut clients: Vec<Client> = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            clients.push(if offer {
+                connect_deflate(server.addr)
+            } else {
+                Client::connect(server.addr)
+            });
+        }
+        // A message on every connection, echoed (compressed, where deflate was agreed: it is
+        // over the threshold), so that the pool has done its work and given its states back.
+        for client in &mut clients {
+            client.send_text(&text);
+            let echo = client.read_frame().unwrap().payload;
+            let compressed = echo.len() < text.len() / 2;
+            assert_eq!(compressed, offer, "{} bytes", echo.len());
+        }
+        let growth = server.rss().saturating_sub(before);
+        growth as f64 / CONNECTIONS as f64
+    };
+    let plain = per_connection(false);
+    let deflate = per_connection(true);
+    eprintln!("idle: {plain:.0} B per plain connection, {deflate:.0} B per deflate connection");
+    assert!(deflate <= 512.0, "{deflate:.0} B per idle deflate connection");
+    assert!(deflate <= plain + 64.0, "{deflate:.0} B with deflate against {plain:.0} B without");
+}

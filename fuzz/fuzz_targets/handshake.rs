@@ -50,7 +50,7 @@ fn check(head: &[u8], policy: &Policy) {
         Ok(upgrade) => {
             let accept = policy.decide(&request).expect("this policy accepts every handshake");
             let mut out = Vec::new();
-            write_accept(&mut out, upgrade.key, &accept);
+            write_accept(&mut out, upgrade.key, &accept, None);
             assert!(out.starts_with(b"HTTP/1.1 101 "), "{:?}", String::from_utf8_lossy(&out));
             let text = std::str::from_utf8(&out).expect("the 101 response is ASCII");
             let accept_value = format!("\r\nSec-WebSocket-Accept: {}\r\n", accept_key(upgrade.key));

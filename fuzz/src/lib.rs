@@ -57,3 +57,72 @@ pub fn check_server_frames(mut out: &[u8]) -> Vec<ServerFrame<'_>> {
     }
     frames
 }
+
+/// A connection that agreed to permessage-deflate, for feeding compressed frames.
+pub struct DeflateConnection {
+    conn: rfc6455::Connection,
+    limit: usize,
+}
+
+impl DeflateConnection {
+    /// Open, with messages of at most `limit` bytes (inflated).
+    pub fn new(limit: usize) -> DeflateConnection {
+        use rfc6455::{Accept, Config, Connection, Event};
+        let mut config = Config::default();
+        config.max_message_size = limit as u64;
+        config.max_frame_size = limit as u64;
+        let now = std::time::Instant::now();
+        let mut conn = Connection::new(std::sync::Arc::new(config), now);
+        let mut request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+            Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+            .to_vec();
+        let mut out = Vec::new();
+        let received = conn.receive(&mut request, now, &mut out);
+        assert_eq!(received.event, Some(Event::Request));
+        conn.accept(&Accept::new(), &mut out, now).expect("the request is valid");
+        assert!(String::from_utf8_lossy(&out).contains("permessage-deflate"));
+        DeflateConnection { conn, limit }
+    }
+
+    /// Sends `payload`, cut at `cuts`, as one compressed message in as many frames (RSV1 on the
+    /// first), then checks what came of it.
+    pub fn feed_compressed(&mut self, payload: &[u8], cuts: &[usize]) {
+        use rfc6455::frame::{FrameHeader, OpCode, RSV1_BIT};
+        use rfc6455::{CloseCode, Event};
+        let mut bounds: Vec<usize> = cuts.to_vec();
+        bounds.push(payload.len());
+        let (mut wire, mut start) = (Vec::new(), 0);
+        for (i, &end) in bounds.iter().enumerate() {
+            let (fin, first) = (i + 1 == bounds.len(), i == 0);
+            let header = FrameHeader {
+                fin,
+                rsv: if first { RSV1_BIT } else { 0 },
+                opcode: if first { OpCode::Binary } else { OpCode::Continuation },
+                mask: Some([0; 4]),
+                payload_len: (end - start) as u64,
+            };
+            header.encode(&mut wire);
+            wire.extend_from_slice(&payload[start..end]);
+            start = end;
+        }
+        let now = std::time::Instant::now();
+        let (mut pos, mut out) = (0, Vec::new());
+        while pos < wire.len() {
+            let received = self.conn.receive(&mut wire[pos..], now, &mut out);
+            pos += received.consumed;
+            match received.event {
+                Some(Event::Message(message)) => assert!(message.payload().len() <= self.limit),
+                Some(Event::Failed(error)) => {
+                    let code = error.close_code();
+                    assert!(
+                        code == CloseCode::INVALID_PAYLOAD || code == CloseCode::MESSAGE_TOO_BIG,
+                        "{error:?}"
+                    );
+                }
+                Some(other) => panic!("{other:?}"),
+                None => {}
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use super::{Connection, Event, Received, Timer};
 use crate::close::parse_close_body;
 use crate::error::ProtocolError;
-use crate::frame::{self, FrameHeader, MAX_HEADER_LEN, OpCode};
+use crate::frame::{self, FrameHeader, MAX_HEADER_LEN, OpCode, RSV1_BIT};
 use crate::mask::apply_mask;
 use crate::message::{Message, Payload, Text};
 use crate::state::State;
@@ -136,6 +136,9 @@ impl Connection {
                 }
                 if header.opcode.is_control() {
                     self.extras().control.extend_from_slice(chunk);
+                } else if let Some(compression) = self.compression.filter(|_| self.inflating) {
+                    // RFC 7692 §7.2.2: inflated as it arrives, into the message's buffer.
+                    self.inflate_piece(compression, chunk)?;
                 } else {
                     if self.message == Some(Kind::Text) {
                         self.utf8.feed(chunk).map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -173,6 +176,14 @@ impl Connection {
         // non-zero values."
         if header.rsv & !self.allowed_rsv != 0 {
             return Err(ProtocolError::ReservedBitsSet);
+        }
+        // RFC 7692 §6.1: "An endpoint MUST NOT set the "Per-Message Compressed" bit of control
+        // frames and non-first fragments of a data message. An endpoint receiving such a frame
+        // MUST _Fail the WebSocket Connection_."
+        if header.rsv & RSV1_BIT != 0
+            && (header.opcode.is_control() || header.opcode == OpCode::Continuation)
+        {
+            return Err(ProtocolError::CompressedBitMisplaced);
         }
         // §5.1: "The server MUST close the connection upon receiving a frame that is not masked."
         if header.mask.is_none() {
@@ -227,7 +238,8 @@ impl Connection {
             apply_mask(payload, key, 0);
             return self.on_control(header.opcode, payload, now, out);
         }
-        if whole && header.fin && header.opcode != OpCode::Continuation {
+        let compressed = header.rsv & RSV1_BIT != 0;
+        if whole && header.fin && header.opcode != OpCode::Continuation && !compressed {
             // The common case: a whole single-frame message in this read. Deliver it in place.
             let (start, end) = (*pos, *pos + header.payload_len as usize);
             *pos = end;
@@ -241,9 +253,10 @@ impl Connection {
             return Ok(Some(Step::DeliverBorrowed { kind, start, end }));
         }
         // The frame's payload arrives in pieces, or belongs to a fragmented message.
+        // A compressed message is inflated into the reassembly buffer, however it arrives.
         match header.opcode {
-            OpCode::Text => self.start_message(Kind::Text),
-            OpCode::Binary => self.start_message(Kind::Binary),
+            OpCode::Text => self.start_message(Kind::Text, compressed),
+            OpCode::Binary => self.start_message(Kind::Binary, compressed),
             _ => {}
         }
         if !header.opcode.is_control() {
@@ -254,8 +267,9 @@ impl Connection {
         Ok(None)
     }
 
-    fn start_message(&mut self, kind: Kind) {
+    fn start_message(&mut self, kind: Kind, compressed: bool) {
         self.message = Some(kind);
+        self.inflating = compressed;
         self.message_len = 0;
         self.fragments = 0;
         self.utf8 = Utf8Validator::new();
@@ -264,6 +278,10 @@ impl Connection {
     fn finish_data_frame(&mut self, fin: bool) -> Result<Option<Step>, ProtocolError> {
         if !fin {
             return Ok(None);
+        }
+        if let Some(compression) = self.compression.filter(|_| self.inflating) {
+            self.inflate_end(compression)?;
+            self.inflating = false;
         }
         let kind = self.message.take();
         self.message_len = 0;

@@ -25,6 +25,7 @@
 //! time; `opening.rs` reads the opening handshake and sends its answer (§4.2), `frames.rs`
 //! reads frames (§5) once the connection is open, `sending.rs` writes them.
 
+mod compression;
 mod frames;
 mod opening;
 mod sending;
@@ -36,6 +37,7 @@ use crate::handshake::{self, HandshakeError, Request};
 use crate::message::Message;
 use crate::state::State;
 use crate::utf8::Utf8Validator;
+use compression::Compression;
 use frames::{AT_FRAME_START, FrameState, Kind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +70,10 @@ pub struct Config {
     pub pong_timeout: Duration,
     /// Record a line per handshake, frame and state change (`Connection::take_trace`).
     pub trace: bool,
+    /// permessage-deflate (RFC 7692): what the server agrees to when a client offers it;
+    /// `None`: never. On by default.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::deflate::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -83,6 +89,8 @@ impl Default for Config {
             ping_interval: None,
             pong_timeout: Duration::from_secs(20),
             trace: false,
+            #[cfg(feature = "deflate")]
+            deflate: Some(crate::deflate::DeflateConfig::default()),
         }
     }
 }
@@ -150,10 +158,21 @@ struct Extras {
     owed_pong: Option<Vec<u8>>,
     /// Trace lines not yet taken, when tracing is on.
     trace: Option<Vec<String>>,
+    /// The inflater of the compressed message in progress, or the connection's own when the
+    /// peer takes context over (RFC 7692 §7.1.1.2).
+    #[cfg(feature = "deflate")]
+    inflater: Option<Box<crate::deflate::Decompressor>>,
+    /// Our compressor, when we take context over (RFC 7692 §7.1.1.1).
+    #[cfg(feature = "deflate")]
+    deflater: Option<Box<crate::deflate::Compressor>>,
 }
 
 impl Extras {
     fn is_idle(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.inflater.is_some() || self.deflater.is_some() {
+            return false;
+        }
         self.head.capacity() == 0
             && self.request.is_none()
             && self.control.capacity() == 0
@@ -173,14 +192,18 @@ pub struct Connection {
     frame: FrameState,
     /// The data message in progress, if its frames or bytes are arriving in pieces.
     message: Option<Kind>,
+    /// The message in progress is compressed (RSV1 on its first frame, RFC 7692 §6).
+    inflating: bool,
     message_len: u64,
     /// Frames in the data message in progress.
     fragments: u32,
     /// §5.4: the message being reassembled from its fragments (or from several reads).
     assembled: Vec<u8>,
     utf8: Utf8Validator,
-    /// RSV bits an extension allows (none yet: permessage-deflate would allow RSV1 here).
+    /// RSV bits the negotiated extensions allow (RSV1 with permessage-deflate).
     allowed_rsv: u8,
+    /// What permessage-deflate agreed to, if it did.
+    compression: Option<Compression>,
     /// §5.5.3: answer only the latest Ping, later (the peer is not taking our output).
     latest_pong_only: bool,
     /// The rarely needed buffers (`None` for almost every connection, almost all the time).
@@ -198,11 +221,13 @@ impl Connection {
             timer: Timer::State,
             frame: AT_FRAME_START,
             message: None,
+            inflating: false,
             message_len: 0,
             fragments: 0,
             assembled: Vec::new(),
             utf8: Utf8Validator::new(),
             allowed_rsv: 0,
+            compression: None,
             latest_pong_only: false,
             extras: None,
         };
@@ -260,6 +285,7 @@ impl Connection {
         if next == State::Closed {
             self.assembled = Vec::new();
             self.message = None;
+            self.drop_codecs();
         }
         self.tidy_extras();
     }

@@ -98,8 +98,9 @@ impl Connection {
         };
         match checked {
             Ok(upgrade) => {
+                let extensions = self.negotiate_compression(&request, accept.extensions);
                 let start = out.len();
-                handshake::write_accept(out, upgrade.key, accept);
+                handshake::write_accept(out, upgrade.key, accept, extensions.as_deref());
                 self.trace(|| format!("§4.2.2 -> {}", handshake::first_line(&out[start..])));
                 self.transition(State::Open, Some(now));
                 Ok(())

@@ -3,9 +3,11 @@
 
 use super::Connection;
 use crate::close::CloseCode;
-use crate::frame::{self, OpCode};
+use crate::frame::{self, OpCode, RSV1_BIT};
 use crate::message::Message;
+use crate::shared::SharedFrame;
 use crate::state::State;
+use bytes::Bytes;
 use std::time::Instant;
 
 /// Sending was refused.
@@ -22,6 +24,8 @@ pub enum SendError {
     Overflow,
     /// §7.4.1: a close code an endpoint may not send (1005, 1006, 1015, or an undefined one).
     InvalidCloseCode,
+    /// `send_header` for a message that permessage-deflate compresses: send it whole instead.
+    Compressed,
 }
 
 impl std::fmt::Display for SendError {
@@ -31,6 +35,7 @@ impl std::fmt::Display for SendError {
             SendError::ControlFrameTooLong => "control frame payload over 125 bytes",
             SendError::Overflow => "the peer reads too slowly: its queue is over the limit",
             SendError::InvalidCloseCode => "close code that may not be sent",
+            SendError::Compressed => "the message is compressed: its header alone cannot be sent",
         })
     }
 }
@@ -56,9 +61,16 @@ impl Connection {
         }
     }
 
+    /// Whether a message of `len` bytes would be sent compressed (permessage-deflate): its
+    /// payload is then not what goes on the wire, so [`Connection::send_header`] cannot be used.
+    pub fn compresses(&self, len: usize) -> bool {
+        self.compression_for(len).is_some()
+    }
+
     /// Appends only the header of a data frame for `message`; the caller sends its payload
     /// right after it (an event loop writes a large payload from where it lies instead of
-    /// copying it behind the header).
+    /// copying it behind the header). Refused for a message that would be compressed
+    /// ([`Connection::compresses`]).
     pub fn send_header(
         &mut self,
         out: &mut Vec<u8>,
@@ -70,7 +82,10 @@ impl Connection {
             Message::Binary(_) => OpCode::Binary,
         };
         let payload = message.payload();
-        self.trace_sent(opcode, payload);
+        if self.compresses(payload.len()) {
+            return Err(SendError::Compressed);
+        }
+        self.trace_sent(opcode, 0, payload);
         let header = frame::FrameHeader {
             fin: true,
             rsv: 0,
@@ -136,10 +151,23 @@ impl Connection {
         self.tidy_extras();
     }
 
-    /// Whether a data frame may be sent now; the event loop asks before queueing a frame that
-    /// was encoded once for many connections (a broadcast).
+    /// Whether a data frame may be sent now.
     pub fn can_send(&self) -> Result<(), SendError> {
         if self.state == State::Open { Ok(()) } else { Err(SendError::NotOpen) }
+    }
+
+    /// The bytes to queue for this connection for a message encoded once for many (a
+    /// broadcast): the shared frame itself, or, when this connection compresses messages of
+    /// its size, its compressed form (made once per window size and shared too, unless this
+    /// connection takes context over). Refused when a data frame may not be sent now.
+    pub fn frame_for(&mut self, frame: &SharedFrame) -> Result<Bytes, SendError> {
+        self.can_send()?;
+        let bytes = match self.compression_for(frame.payload().len()) {
+            Some(compression) => self.deflate_shared(compression, frame),
+            None => frame.bytes().clone(),
+        };
+        self.trace_shared_frame(&bytes);
+        Ok(bytes)
     }
 
     fn send_frame(
@@ -149,13 +177,22 @@ impl Connection {
         payload: &[u8],
     ) -> Result<(), SendError> {
         self.can_send()?;
-        self.write_frame(out, opcode, payload);
+        // RFC 7692 §6: a data message is compressed, and its one frame has RSV1 set; control
+        // frames never are.
+        match self.compression_for(payload.len()).filter(|_| !opcode.is_control()) {
+            Some(compression) => {
+                let compressed = self.deflate_payload(compression, payload);
+                self.trace_sent(opcode, RSV1_BIT, &compressed);
+                frame::write_frame_with_rsv(out, opcode, RSV1_BIT, &compressed);
+            }
+            None => self.write_frame(out, opcode, payload),
+        }
         Ok(())
     }
 
-    /// Appends a frame we send (unmasked, FIN set) to `out`.
+    /// Appends an uncompressed frame we send (unmasked, FIN set) to `out`.
     pub(super) fn write_frame(&mut self, out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
-        self.trace_sent(opcode, payload);
+        self.trace_sent(opcode, 0, payload);
         frame::write_frame(out, opcode, payload);
     }
 

@@ -37,12 +37,12 @@ impl Connection {
         });
     }
 
-    /// Records a frame we send.
-    pub(super) fn trace_sent(&mut self, opcode: OpCode, payload: &[u8]) {
+    /// Records a frame we send (`rsv`: RSV1 for a compressed message).
+    pub(super) fn trace_sent(&mut self, opcode: OpCode, rsv: u8, payload: &[u8]) {
         self.trace(|| {
             let header = FrameHeader {
                 fin: true,
-                rsv: 0,
+                rsv,
                 opcode,
                 mask: None,
                 payload_len: payload.len() as u64,
@@ -53,11 +53,11 @@ impl Connection {
 
     /// Records, when tracing, a frame that was encoded once for many connections (a broadcast)
     /// and queued for this one.
-    pub fn trace_shared_frame(&mut self, encoded: &[u8]) {
+    pub(super) fn trace_shared_frame(&mut self, encoded: &[u8]) {
         if self.extras.as_ref().is_some_and(|extras| extras.trace.is_some())
             && let Ok(Some((header, n))) = crate::frame::decode_header(encoded)
         {
-            self.trace_sent(header.opcode, &encoded[n..]);
+            self.trace_sent(header.opcode, header.rsv, &encoded[n..]);
         }
     }
 

@@ -7,13 +7,22 @@ use crate::http::{self, HeaderError};
 /// How the application accepts an opening handshake. Built with [`Accept::new`] and its
 /// `with_*` methods; the connection checks it against the request (§4.2.2) before anything is
 /// sent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Accept {
     /// The subprotocol chosen from the client's |Sec-WebSocket-Protocol| list, if any.
     pub subprotocol: Option<String>,
     /// Extra header fields for the 101 response (a cookie, say).
     pub headers: Vec<(String, String)>,
+    /// Agree to an extension the client offers, as the server's configuration allows
+    /// (permessage-deflate); `false` keeps this connection uncompressed.
+    pub extensions: bool,
+}
+
+impl Default for Accept {
+    fn default() -> Self {
+        Accept { subprotocol: None, headers: Vec::new(), extensions: true }
+    }
 }
 
 impl Accept {
@@ -25,6 +34,12 @@ impl Accept {
     /// Chooses `name`, which must be one of the subprotocols the client offered.
     pub fn with_subprotocol(mut self, name: impl Into<String>) -> Accept {
         self.subprotocol = Some(name.into());
+        self
+    }
+
+    /// Agrees to no extension on this connection, whatever the client offers.
+    pub fn without_extensions(mut self) -> Accept {
+        self.extensions = false;
         self
     }
 
@@ -66,8 +81,9 @@ const RESERVED: &[&str] = &[
 ];
 
 /// Appends the `101 Switching Protocols` response (§4.2.2 step 5) for the client's `key` to
-/// `out`, with what `accept` adds. The caller has checked `accept` against the request.
-pub fn write_accept(out: &mut Vec<u8>, key: &[u8], accept: &Accept) {
+/// `out`, with what `accept` adds and the extensions agreed to (the value of
+/// |Sec-WebSocket-Extensions|). The caller has checked `accept` against the request.
+pub fn write_accept(out: &mut Vec<u8>, key: &[u8], accept: &Accept, extensions: Option<&str>) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Accept: ",
@@ -76,6 +92,11 @@ pub fn write_accept(out: &mut Vec<u8>, key: &[u8], accept: &Accept) {
     out.extend_from_slice(b"\r\n");
     if let Some(p) = &accept.subprotocol {
         http::write_field(out, "Sec-WebSocket-Protocol", p);
+    }
+    // §9.1: "the server ... responds with a |Sec-WebSocket-Extensions| header field containing
+    // the extensions it agrees to"; §11.3.2: at most once in a response.
+    if let Some(extensions) = extensions {
+        http::write_field(out, "Sec-WebSocket-Extensions", extensions);
     }
     for (name, value) in &accept.headers {
         http::write_field(out, name, value);

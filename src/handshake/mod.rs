@@ -13,9 +13,12 @@
 //! request ([`AnswerError`]) before a byte of it is sent.
 
 mod accept;
+mod extensions;
 mod request;
 
 pub use accept::{Accept, write_accept};
+pub(crate) use extensions::is_tchar;
+pub use extensions::{Extension, MalformedExtensions, parse_extensions};
 pub(crate) use request::first_line;
 pub use request::{Request, SUPPORTED_VERSION, Upgrade};
 
@@ -83,6 +86,8 @@ pub enum HandshakeError {
     /// Required) and a |Sec-WebSocket-Version| header field indicating the version(s) the server
     /// is capable of understanding."
     UnsupportedVersion,
+    /// §9.1: a |Sec-WebSocket-Extensions| value that does not follow the ABNF.
+    MalformedExtensions,
     /// The upgrade request carries a body (`Content-Length` other than 0, or
     /// `Transfer-Encoding`): after the head come frames, not a body.
     UnexpectedBody,
@@ -118,6 +123,7 @@ impl HandshakeError {
             HandshakeError::RepeatedVersion => "Sec-WebSocket-Version appears more than once",
             HandshakeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version, use 13",
             HandshakeError::UnexpectedBody => "an upgrade request must not have a body",
+            HandshakeError::MalformedExtensions => "malformed Sec-WebSocket-Extensions header",
             HandshakeError::HeadTooLarge => "request head too large",
             HandshakeError::TooManyHeaders => "too many header fields",
         }

@@ -3,6 +3,7 @@
 //! header) before it decides how to answer.
 
 use super::HandshakeError;
+use super::extensions::{Extension, MalformedExtensions, parse_extensions};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use std::ops::Range;
@@ -154,6 +155,12 @@ impl Request {
             .filter_map(|t| std::str::from_utf8(t).ok())
     }
 
+    /// The extensions the client offers in |Sec-WebSocket-Extensions| (§4.2.1 item 9), in its
+    /// order of preference, over every line of the header (§11.3.2).
+    pub fn extensions(&self) -> Result<Vec<Extension<'_>>, MalformedExtensions> {
+        parse_extensions(self.header_values("sec-websocket-extensions"))
+    }
+
     /// Whether the client asks for a WebSocket at all (an |Upgrade| header or a key). Such a
     /// request is held to the opening handshake's rules (§4.2.1), never answered with a page.
     pub fn is_websocket(&self) -> bool {
@@ -206,6 +213,12 @@ impl Request {
         // After the head come frames, not a body.
         if self.has_body() {
             return Err(HandshakeError::UnexpectedBody);
+        }
+        // §9.1: "If a value is received by either the client or the server during negotiation
+        // that does not conform to the ABNF below, the recipient of such malformed data MUST
+        // immediately _Fail the WebSocket Connection_."
+        if self.extensions().is_err() {
+            return Err(HandshakeError::MalformedExtensions);
         }
         Ok(Upgrade { key })
     }

@@ -24,7 +24,7 @@ fn accept_with(head: &str, policy: &Policy) -> String {
     let accept = policy.decide(&request).unwrap();
     accept.check(&request).unwrap();
     let mut out = Vec::new();
-    write_accept(&mut out, request.validate().unwrap().key, &accept);
+    write_accept(&mut out, request.validate().unwrap().key, &accept, None);
     String::from_utf8(out).unwrap()
 }
 
@@ -239,7 +239,7 @@ proptest::proptest! {
                 match request.validate() {
                     Ok(upgrade) => {
                         let mut out = Vec::new();
-                        write_accept(&mut out, upgrade.key, &Accept::new());
+                        write_accept(&mut out, upgrade.key, &Accept::new(), None);
                         proptest::prop_assert!(out.starts_with(b"HTTP/1.1 101 "));
                     }
                     Err(e) => proptest::prop_assert!([400, 405, 426].contains(&e.status())),

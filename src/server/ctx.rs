@@ -2,12 +2,12 @@
 //! queues (into the current connection's output, or into other connections' outboxes); the
 //! event loop does every write after the call returns.
 
-use super::SharedFrame;
 use super::outbox::{Outbox, Pool};
 use super::slab::{ConnId, Slab};
 use crate::close::CloseCode;
 use crate::connection::{Connection, SendError};
 use crate::message::Message;
+use crate::shared::SharedFrame;
 use mio::net::TcpStream;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -167,6 +167,10 @@ impl<'s, S> Ctx<'s, S> {
             if !current_open {
                 return Err(SendError::NotOpen);
             }
+            if entry.conn.compresses(payload.len()) {
+                // A compressed message is not its payload: it is built, then queued.
+                return self.with_output(id, |conn, out| conn.send(out, message));
+            }
             entry.conn.send_header(out, message)?;
             self.lent_at = Some(out.len());
             return Ok(());
@@ -298,13 +302,12 @@ fn queue_shared<S>(
     if entry.doomed {
         return Err(SendError::NotOpen);
     }
-    entry.conn.can_send()?;
-    entry.conn.trace_shared_frame(frame.bytes());
+    let bytes = entry.conn.frame_for(frame)?;
     if let Some(out) = out {
-        out.extend_from_slice(frame.bytes());
+        out.extend_from_slice(&bytes);
         return Ok(());
     }
-    entry.outbox.push_shared(frame.bytes().clone());
+    entry.outbox.push_shared(bytes);
     after_queueing(entry, id, touched, pool, max_outbox, now)
 }
 

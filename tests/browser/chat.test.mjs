@@ -145,6 +145,12 @@ async function openChat(context, label) {
     });
   });
   await page.addInitScript(() => {
+    // Keep each WebSocket the page opens, to read what it negotiated (its `extensions`).
+    const Native = window.WebSocket;
+    window.__sockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) { super(...args); window.__sockets.push(this); }
+    };
     window.__states = [];
     document.addEventListener('DOMContentLoaded', () => {
       const s = document.getElementById('status');
@@ -269,6 +275,22 @@ await step('1. two pages connect, rename to alice and bob, chat by Enter and by 
   await A.click('#nick-set');
   await errorCount(2);
   assert(await A.textContent('#me') === 'alice', 'a refused nickname changed #me');
+});
+
+await step('1b. Chromium and the chat agreed to permessage-deflate, and long messages flow both ways', async () => {
+  for (const p of [A, B]) {
+    const ext = await p.evaluate(() => window.__sockets.at(-1)?.extensions);
+    assert(/^permessage-deflate\b/.test(ext || ''), `${p.info.label} negotiated ${JSON.stringify(ext)}`);
+  }
+  // Over the server's threshold (128 bytes): Chromium compresses it, the server inflates it,
+  // and compresses the broadcast for both pages.
+  const long = 'compress me, ' + 'the same words again and again '.repeat(60);
+  await typeEnter(A, long);
+  await waitMsg(B, long, 'alice');
+  await waitMsg(A, long, 'alice');
+  const back = 'and back: ' + 'more of the same, '.repeat(80);
+  await typeEnter(B, back);
+  await waitMsg(A, back, 'bob');
 });
 
 await step('2. heartbeats arrive but never show in the list', async () => {

@@ -132,8 +132,8 @@ impl Client {
         Client { stream: connect_raw(addr), buf: Vec::new(), mask_counter: 0 }
     }
 
-    /// Reads the 101 response.
-    pub fn finish_handshake(&mut self) {
+    /// Reads the 101 response, and returns its head.
+    pub fn finish_handshake(&mut self) -> String {
         let end = loop {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break end + 4;
@@ -145,6 +145,7 @@ impl Client {
         assert!(
             head.contains(&format!("Sec-WebSocket-Accept: {}\r\n", accept_key(KEY.as_bytes())))
         );
+        head
     }
 
     fn fill(&mut self) -> io::Result<usize> {
