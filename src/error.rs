@@ -25,6 +25,8 @@ pub enum ProtocolError {
     NonMinimalLength,
     /// §5.1: "The server MUST close the connection upon receiving a frame that is not masked."
     UnmaskedFrame,
+    /// §5.1: "A client MUST close a connection if it detects a masked frame."
+    MaskedFrame,
     /// §5.5: "All control frames MUST have a payload length of 125 bytes or less".
     ControlFrameTooLong,
     /// §5.5: "[control frames] MUST NOT be fragmented."
@@ -83,6 +85,7 @@ impl ProtocolError {
             ProtocolError::LengthTopBitSet => "64-bit length with top bit set",
             ProtocolError::NonMinimalLength => "payload length not minimally encoded",
             ProtocolError::UnmaskedFrame => "client frame not masked",
+            ProtocolError::MaskedFrame => "server frame masked",
             ProtocolError::ControlFrameTooLong => "control frame longer than 125 bytes",
             ProtocolError::FragmentedControlFrame => "fragmented control frame",
             ProtocolError::ContinuationWithoutStart => "continuation frame without a message",
@@ -102,7 +105,7 @@ impl ProtocolError {
     /// The RFC 6455 section this error enforces, for logs and traces.
     pub fn section(self) -> &'static str {
         match self {
-            ProtocolError::UnmaskedFrame => "§5.1",
+            ProtocolError::UnmaskedFrame | ProtocolError::MaskedFrame => "§5.1",
             ProtocolError::ReservedBitsSet
             | ProtocolError::UnknownOpcode(_)
             | ProtocolError::LengthTopBitSet
@@ -150,6 +153,7 @@ mod tests {
         assert_eq!(ProtocolError::FrameTooBig.close_code(), CloseCode::MESSAGE_TOO_BIG);
         assert_eq!(ProtocolError::MessageTooBig.close_code(), CloseCode::MESSAGE_TOO_BIG);
         assert_eq!(ProtocolError::UnmaskedFrame.close_code(), CloseCode::PROTOCOL_ERROR);
+        assert_eq!(ProtocolError::MaskedFrame.close_code(), CloseCode::PROTOCOL_ERROR);
         assert_eq!(ProtocolError::InvalidCloseCode(999).close_code(), CloseCode::PROTOCOL_ERROR);
         assert_eq!(ProtocolError::CompressedBitMisplaced.close_code(), CloseCode::PROTOCOL_ERROR);
         assert_eq!(ProtocolError::InvalidCompressedData.close_code(), CloseCode::INVALID_PAYLOAD);

@@ -240,9 +240,8 @@ pub fn write_frame_with_rsv(out: &mut Vec<u8>, opcode: OpCode, rsv: u8, payload:
     out.extend_from_slice(payload);
 }
 
-/// Appends a masked frame, as a client sends (§5.3), to `out`: the unit tests' encoder. `rsv`
-/// is put in place as given, so tests can set reserved bits.
-#[cfg(test)]
+/// Appends a masked frame, as a client sends (§5.3), to `out`: the payload is copied and masked
+/// with `key`. `rsv` is put in place as given (tests set reserved bits with it).
 pub(crate) fn write_masked_frame(
     out: &mut Vec<u8>,
     fin: bool,
@@ -253,6 +252,7 @@ pub(crate) fn write_masked_frame(
 ) {
     let header =
         FrameHeader { fin, rsv, opcode, mask: Some(key), payload_len: payload.len() as u64 };
+    out.reserve(header.encoded_len() + payload.len());
     header.encode(out);
     let start = out.len();
     out.extend_from_slice(payload);

@@ -112,6 +112,7 @@ pub mod http;
 pub mod mask;
 pub mod message;
 pub mod policy;
+pub mod random;
 pub mod server;
 pub mod shared;
 pub mod state;

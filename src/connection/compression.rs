@@ -8,7 +8,7 @@
 
 use super::Connection;
 use crate::error::ProtocolError;
-use crate::handshake::Request;
+use crate::handshake::{Extension, Request, UpgradeError};
 use crate::shared::SharedFrame;
 use bytes::Bytes;
 
@@ -21,6 +21,28 @@ impl Connection {
     /// What to compress a message of `len` bytes with, if it is sent compressed.
     pub(super) fn compression_for(&self, len: usize) -> Option<Compression> {
         self.compression.filter(|c| c.wants(self, len))
+    }
+
+    /// A client's check of the extensions in the server's 101 (§4.1: "If the response includes
+    /// a |Sec-WebSocket-Extensions| header field and this header field indicates the use of an
+    /// extension that was not present in the client's handshake [...], the client MUST _Fail
+    /// the WebSocket Connection_"). The only extension a client offers is permessage-deflate,
+    /// once; its answer is read by `crate::deflate::accept_answer`.
+    pub(super) fn negotiate_client_compression(
+        &mut self,
+        extensions: &[Extension<'_>],
+        offered: bool,
+    ) -> Result<(), UpgradeError> {
+        let mut answers = extensions.iter();
+        let Some(answer) = answers.next() else { return Ok(()) };
+        if !offered || !answer.name.eq_ignore_ascii_case(crate::deflate::EXTENSION_NAME) {
+            return Err(UpgradeError::UnofferedExtension(answer.name.to_owned()));
+        }
+        if let Some(extra) = answers.next() {
+            // One offer, so at most one acceptance.
+            return Err(UpgradeError::UnofferedExtension(extra.name.to_owned()));
+        }
+        self.agree_as_client(answer)
     }
 }
 
@@ -37,7 +59,10 @@ mod with_codec {
 
     impl Compression {
         pub(super) fn wants(&self, conn: &Connection, len: usize) -> bool {
-            conn.config.deflate.as_ref().is_some_and(|config| len >= config.threshold)
+            // A peer may hold us to a 2^8 window, which zlib cannot compress with: then every
+            // message goes uncompressed (RFC 7692 §6 allows that).
+            self.agreed.can_compress()
+                && conn.config.deflate.as_ref().is_some_and(|config| len >= config.threshold)
         }
     }
 
@@ -58,6 +83,29 @@ mod with_codec {
             // §6: "the "Per-Message Compressed" bit" is RSV1.
             self.allowed_rsv = crate::frame::RSV1_BIT;
             Some(answer)
+        }
+
+        /// What permessage-deflate agreed to on this connection, if it did.
+        pub fn deflate_agreed(&self) -> Option<Agreed> {
+            self.compression.map(|compression| compression.agreed)
+        }
+
+        /// The value of a client's |Sec-WebSocket-Extensions|, if it offers compression.
+        pub(in crate::connection) fn compression_offer(&self) -> Option<String> {
+            self.config.deflate.as_ref().map(deflate::client_offer)
+        }
+
+        /// A client takes the server's acceptance of its offer (RFC 7692 §7.1).
+        pub(in crate::connection) fn agree_as_client(
+            &mut self,
+            answer: &Extension<'_>,
+        ) -> Result<(), UpgradeError> {
+            let config = self.deflate_config();
+            let agreed = deflate::accept_answer(answer, &config)
+                .map_err(UpgradeError::InvalidDeflateAnswer)?;
+            self.compression = Some(Compression { agreed });
+            self.allowed_rsv = crate::frame::RSV1_BIT;
+            Ok(())
         }
 
         fn deflate_config(&self) -> DeflateConfig {
@@ -216,6 +264,24 @@ mod without_codec {
     }
 
     impl Connection {
+        /// Without the codec nothing is ever agreed to.
+        pub fn deflate_agreed(&self) -> Option<crate::deflate::Agreed> {
+            None
+        }
+
+        /// Without the codec a client offers nothing.
+        pub(in crate::connection) fn compression_offer(&self) -> Option<String> {
+            None
+        }
+
+        /// Never called: nothing was offered, so any answer is refused before it is read.
+        pub(in crate::connection) fn agree_as_client(
+            &mut self,
+            answer: &Extension<'_>,
+        ) -> Result<(), UpgradeError> {
+            Err(UpgradeError::UnofferedExtension(answer.name.to_owned()))
+        }
+
         /// Without the codec, no offer is ever accepted.
         pub(in crate::connection) fn negotiate_compression(
             &mut self,

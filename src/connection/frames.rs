@@ -2,7 +2,7 @@
 //! payloads unmasked and validated piece by piece, messages delivered in place when they fit
 //! one read, control frames answered, violations turned into a Close with their code.
 
-use super::{Connection, Event, Received, Timer};
+use super::{Connection, Event, Received, Role, Timer};
 use crate::close::parse_close_body;
 use crate::error::ProtocolError;
 use crate::frame::{self, FrameHeader, MAX_HEADER_LEN, OpCode, RSV1_BIT};
@@ -185,9 +185,13 @@ impl Connection {
         {
             return Err(ProtocolError::CompressedBitMisplaced);
         }
-        // §5.1: "The server MUST close the connection upon receiving a frame that is not masked."
-        if header.mask.is_none() {
-            return Err(ProtocolError::UnmaskedFrame);
+        match (self.role(), header.mask) {
+            // §5.1: "The server MUST close the connection upon receiving a frame that is not
+            // masked."
+            (Role::Server, None) => return Err(ProtocolError::UnmaskedFrame),
+            // §5.1: "A client MUST close a connection if it detects a masked frame."
+            (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
         }
         if header.opcode.is_control() {
             return Ok(());
@@ -227,7 +231,6 @@ impl Connection {
     ) -> Result<Option<Step>, ProtocolError> {
         let available = (input.len() - *pos) as u64;
         let whole = header.payload_len <= available;
-        let key = header.mask.unwrap_or_default();
         let here = usize::try_from(header.payload_len.min(available)).unwrap_or(0);
         self.trace_received(&header, &input[*pos..*pos + here]);
         if whole && header.opcode.is_control() {
@@ -235,7 +238,9 @@ impl Connection {
             let end = *pos + header.payload_len as usize;
             let payload = &mut input[*pos..end];
             *pos = end;
-            apply_mask(payload, key, 0);
+            if let Some(key) = header.mask {
+                apply_mask(payload, key, 0);
+            }
             return self.on_control(header.opcode, payload, now, out);
         }
         let compressed = header.rsv & RSV1_BIT != 0;
@@ -243,7 +248,9 @@ impl Connection {
             // The common case: a whole single-frame message in this read. Deliver it in place.
             let (start, end) = (*pos, *pos + header.payload_len as usize);
             *pos = end;
-            apply_mask(&mut input[start..end], key, 0);
+            if let Some(key) = header.mask {
+                apply_mask(&mut input[start..end], key, 0);
+            }
             let kind = if header.opcode == OpCode::Text {
                 std::str::from_utf8(&input[start..end]).map_err(|_| ProtocolError::InvalidUtf8)?;
                 Kind::Text

@@ -1,9 +1,11 @@
-//! The server side of one WebSocket connection as a state machine with no I/O: bytes and time
-//! in, events and bytes out.
+//! One WebSocket connection, either side, as a state machine with no I/O: bytes and time in,
+//! events and bytes out.
 //!
 //! # Call order
 //!
-//! 1. [`Connection::new`] when a TCP connection is accepted.
+//! 1. [`Connection::new`] when a server accepts a TCP connection; [`Connection::client`] when a
+//!    client's TCP connection opens (it writes the opening handshake, and the rest of this
+//!    list applies with [`Event::Upgraded`] in place of step 3).
 //! 2. [`Connection::receive`] with bytes read from the socket, again and again while it consumes
 //!    less than it was given; each call returns at most one [`Event`]. Bytes it writes into `out`
 //!    (pongs, close frames, refusals) are to be sent, in order.
@@ -15,16 +17,19 @@
 //! 5. [`Connection::poll_timeout`] says when to call [`Connection::handle_timeout`].
 //! 6. Once [`Connection::state`] is [`State::Closed`] and `out` is sent, the TCP connection is
 //!    closed by the server (§7.1.1: "the underlying TCP connection, in most normal cases, SHOULD
-//!    be closed first by the server").
+//!    be closed first by the server"); a client waits for that, up to the close timeout
+//!    ([`Connection::closes_tcp_first`]).
 //!
 //! Receiving is streaming: a frame's payload is unmasked and validated as its bytes arrive, so
 //! invalid UTF-8 fails the connection in the read where it appears (Autobahn 6.4.x), and limits
 //! are checked from the header before any payload is buffered.
 //!
-//! The code is in four parts: this file holds the state, the configuration, the events and
-//! time; `opening.rs` reads the opening handshake and sends its answer (§4.2), `frames.rs`
-//! reads frames (§5) once the connection is open, `sending.rs` writes them.
+//! The code is in parts: this file holds the state, the configuration, the events and time;
+//! `opening.rs` reads the opening handshake and sends its answer (§4.2), `client.rs` is what
+//! only a client does (§4.1, §5.3), `frames.rs` reads frames (§5) once the connection is open,
+//! `sending.rs` writes them, `compression.rs` is permessage-deflate (RFC 7692).
 
+mod client;
 mod compression;
 mod frames;
 mod opening;
@@ -33,7 +38,7 @@ mod trace;
 
 use crate::close::CloseCode;
 use crate::error::ProtocolError;
-use crate::handshake::{self, HandshakeError, Request};
+use crate::handshake::{self, HandshakeError, Request, UpgradeError, Upgraded};
 use crate::message::Message;
 use crate::state::State;
 use crate::utf8::Utf8Validator;
@@ -70,8 +75,8 @@ pub struct Config {
     pub pong_timeout: Duration,
     /// Record a line per handshake, frame and state change (`Connection::take_trace`).
     pub trace: bool,
-    /// permessage-deflate (RFC 7692): what the server agrees to when a client offers it;
-    /// `None`: never. On by default.
+    /// permessage-deflate (RFC 7692): what a server agrees to when a client offers it, and
+    /// what a client offers; `None`: never. On by default.
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::deflate::DeflateConfig>,
 }
@@ -117,6 +122,12 @@ pub enum Event<'a> {
     },
     /// §7.1.7: the peer broke the protocol; a Close frame with the matching code was written.
     Failed(ProtocolError),
+    /// A client's opening handshake was answered with a 101 that passed §4.1's checks: the
+    /// connection is open.
+    Upgraded(Upgraded),
+    /// A client's opening handshake failed: refused (any status but 101, with what the server
+    /// said), or answered in a way §4.1 says to fail. Close the TCP connection.
+    UpgradeFailed(UpgradeError),
     /// A deadline passed in this state: the handshake's, the closing handshake's, the TCP
     /// close's, or (in `Open`) the Pong's, which writes a Close frame with 1011. The TCP
     /// connection is to be closed at once.
@@ -145,6 +156,16 @@ enum Timer {
     Pong,
 }
 
+/// Which side of the connection an endpoint is (§1.3: "the client" sends the opening
+/// handshake and masks its frames; "the server" answers it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The side that accepted the TCP connection.
+    Server,
+    /// The side that opened it.
+    Client,
+}
+
 /// Buffers that most connections never need, allocated together when one of them is.
 #[derive(Debug, Default)]
 struct Extras {
@@ -158,6 +179,8 @@ struct Extras {
     owed_pong: Option<Vec<u8>>,
     /// Trace lines not yet taken, when tracing is on.
     trace: Option<Vec<String>>,
+    /// A client's own state (its masking keys): a client's connection keeps it for life.
+    client: Option<client::ClientSide>,
     /// The inflater of the compressed message in progress, or the connection's own when the
     /// peer takes context over (RFC 7692 §7.1.1.2).
     #[cfg(feature = "deflate")]
@@ -178,10 +201,11 @@ impl Extras {
             && self.control.capacity() == 0
             && self.owed_pong.is_none()
             && self.trace.is_none()
+            && self.client.is_none()
     }
 }
 
-/// One server-side WebSocket connection. See the module docs for the call order.
+/// One WebSocket connection, a server's or a client's. See the module docs for the call order.
 #[derive(Debug)]
 pub struct Connection {
     config: Arc<Config>,

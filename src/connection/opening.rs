@@ -1,14 +1,18 @@
-//! The opening handshake (RFC 6455 §4.2) inside a connection: collecting the request head
-//! across reads, holding the request until the application answers it, and sending the answer
-//! once the core has checked it.
+//! The opening handshake inside a connection: collecting a head across reads (the request on a
+//! server's connection, §4.2; the response on a client's, §4.1, read in `client.rs`), holding
+//! the request until the application answers it, and sending the answer once the core has
+//! checked it.
 
-use super::{Connection, Event, Received};
-use crate::handshake::{self, Accept, AnswerError, HandshakeError, Request};
+use super::{Connection, Event, Received, Role};
+use crate::handshake::{self, Accept, AnswerError, HandshakeError, Request, UpgradeError};
 use crate::http::{self, Response};
 use crate::state::State;
 use std::time::Instant;
 
 impl Connection {
+    /// Collects the opening handshake's head (the client's request, or the server's response
+    /// on a client's connection) until its blank line, within `max_head_size`, then hands the
+    /// complete head to the role's reader.
     pub(super) fn receive_handshake<'a>(
         &mut self,
         input: &[u8],
@@ -21,12 +25,12 @@ impl Connection {
         }
         let max = self.config.max_head_size;
         let buffered = self.extras.as_ref().is_some_and(|extras| !extras.head.is_empty());
-        let (consumed, parsed) = if !buffered {
-            // Common case: the whole head in one read, parsed where it lies.
+        let (consumed, event) = if !buffered {
+            // Common case: the whole head in one read, read where it lies.
             let window = &input[..input.len().min(max)];
             match handshake::find_head_end(window, 0) {
-                Some(end) => (end, self.parse_head(&input[..end])),
-                None if input.len() >= max => (input.len(), Err(HandshakeError::HeadTooLarge)),
+                Some(end) => (end, self.on_head(Ok(&input[..end]), now, out)),
+                None if input.len() >= max => (input.len(), self.on_head(Err(()), now, out)),
                 None => {
                     self.extras().head.extend_from_slice(input);
                     return Received { consumed: input.len(), event: None };
@@ -40,13 +44,34 @@ impl Connection {
             match handshake::find_head_end(head, scanned) {
                 Some(end) => {
                     let head = std::mem::take(head);
-                    (end - scanned, self.parse_head(&head[..end]))
+                    (end - scanned, self.on_head(Ok(&head[..end]), now, out))
                 }
-                None if head.len() >= max => (take, Err(HandshakeError::HeadTooLarge)),
+                None if head.len() >= max => (take, self.on_head(Err(()), now, out)),
                 None => return Received { consumed: take, event: None },
             }
         };
-        let event = match parsed {
+        Received { consumed, event: Some(event) }
+    }
+
+    /// A complete head (or `Err`: one past the size limit), read as the role reads it.
+    fn on_head(
+        &mut self,
+        head: Result<&[u8], ()>,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Event<'static> {
+        if self.role() == Role::Client {
+            return match head {
+                Ok(head) => self.check_upgrade(head, now),
+                Err(()) => {
+                    self.transition(State::Closed, Some(now));
+                    Event::UpgradeFailed(UpgradeError::HeadTooLarge)
+                }
+            };
+        }
+        let parsed =
+            head.map_err(|()| HandshakeError::HeadTooLarge).and_then(|h| self.parse_head(h));
+        match parsed {
             Ok(request) => {
                 self.extras().request = Some(request);
                 Event::Request
@@ -57,8 +82,7 @@ impl Connection {
                 self.transition(State::Closed, Some(now));
                 Event::Rejected(error)
             }
-        };
-        Received { consumed, event: Some(event) }
+        }
     }
 
     /// Parses a complete head. An opening handshake that breaks §4.2.1 is refused here, before
@@ -122,7 +146,7 @@ impl Connection {
         out: &mut Vec<u8>,
         now: Instant,
     ) -> Result<(), AnswerError> {
-        if self.state != State::Connecting {
+        if self.state != State::Connecting || self.role() == Role::Client {
             return Err(AnswerError::NoRequest);
         }
         let head_only = self.request().is_some_and(|request| request.method() == "HEAD");

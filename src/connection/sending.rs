@@ -1,7 +1,7 @@
 //! The sending side of a connection (RFC 6455 §5.1, §5.5, §7.1.2): data frames, Pings, the
 //! Close frame, and the Pongs owed for the peer's Pings.
 
-use super::Connection;
+use super::{Connection, Role};
 use crate::close::CloseCode;
 use crate::frame::{self, OpCode, RSV1_BIT};
 use crate::message::Message;
@@ -26,6 +26,9 @@ pub enum SendError {
     InvalidCloseCode,
     /// `send_header` for a message that permessage-deflate compresses: send it whole instead.
     Compressed,
+    /// `send_header` on a client's connection: its payload is masked (§5.3), so the header
+    /// alone cannot be sent ahead of it.
+    Masked,
 }
 
 impl std::fmt::Display for SendError {
@@ -36,6 +39,7 @@ impl std::fmt::Display for SendError {
             SendError::Overflow => "the peer reads too slowly: its queue is over the limit",
             SendError::InvalidCloseCode => "close code that may not be sent",
             SendError::Compressed => "the message is compressed: its header alone cannot be sent",
+            SendError::Masked => "a client's payload is masked: its header alone cannot be sent",
         })
     }
 }
@@ -70,7 +74,7 @@ impl Connection {
     /// Appends only the header of a data frame for `message`; the caller sends its payload
     /// right after it (an event loop writes a large payload from where it lies instead of
     /// copying it behind the header). Refused for a message that would be compressed
-    /// ([`Connection::compresses`]).
+    /// ([`Connection::compresses`]), and on a client's connection (its payloads are masked).
     pub fn send_header(
         &mut self,
         out: &mut Vec<u8>,
@@ -85,7 +89,10 @@ impl Connection {
         if self.compresses(payload.len()) {
             return Err(SendError::Compressed);
         }
-        self.trace_sent(opcode, 0, payload);
+        if self.role() == Role::Client {
+            return Err(SendError::Masked);
+        }
+        self.trace_sent(opcode, 0, None, payload);
         let header = frame::FrameHeader {
             fin: true,
             rsv: 0,
@@ -159,9 +166,16 @@ impl Connection {
     /// The bytes to queue for this connection for a message encoded once for many (a
     /// broadcast): the shared frame itself, or, when this connection compresses messages of
     /// its size, its compressed form (made once per window size and shared too, unless this
-    /// connection takes context over). Refused when a data frame may not be sent now.
+    /// connection takes context over). Refused when a data frame may not be sent now. A
+    /// client's connection cannot share frames (each is masked with its own key): it gets
+    /// its own copy.
     pub fn frame_for(&mut self, frame: &SharedFrame) -> Result<Bytes, SendError> {
         self.can_send()?;
+        if self.role() == Role::Client {
+            let mut out = Vec::new();
+            self.send_frame(&mut out, frame.opcode(), frame.payload())?;
+            return Ok(Bytes::from(out));
+        }
         let bytes = match self.compression_for(frame.payload().len()) {
             Some(compression) => self.deflate_shared(compression, frame),
             None => frame.bytes().clone(),
@@ -182,18 +196,27 @@ impl Connection {
         match self.compression_for(payload.len()).filter(|_| !opcode.is_control()) {
             Some(compression) => {
                 let compressed = self.deflate_payload(compression, payload);
-                self.trace_sent(opcode, RSV1_BIT, &compressed);
-                frame::write_frame_with_rsv(out, opcode, RSV1_BIT, &compressed);
+                self.put_frame(out, opcode, RSV1_BIT, &compressed);
             }
             None => self.write_frame(out, opcode, payload),
         }
         Ok(())
     }
 
-    /// Appends an uncompressed frame we send (unmasked, FIN set) to `out`.
+    /// Appends an uncompressed frame we send (FIN set) to `out`.
     pub(super) fn write_frame(&mut self, out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
-        self.trace_sent(opcode, 0, payload);
-        frame::write_frame(out, opcode, payload);
+        self.put_frame(out, opcode, 0, payload);
+    }
+
+    /// Every frame we send goes out here: unmasked from a server, masked with a fresh key
+    /// from a client (§5.1, §5.3).
+    fn put_frame(&mut self, out: &mut Vec<u8>, opcode: OpCode, rsv: u8, payload: &[u8]) {
+        let mask = self.next_mask();
+        self.trace_sent(opcode, rsv, mask, payload);
+        match mask {
+            None => frame::write_frame_with_rsv(out, opcode, rsv, payload),
+            Some(key) => frame::write_masked_frame(out, true, rsv, opcode, payload, key),
+        }
     }
 
     /// Appends a Close frame with an optional code and a reason (only sent with a code).

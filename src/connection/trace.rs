@@ -2,7 +2,7 @@
 //! belongs to. Nothing is formatted unless tracing is on (the lines are built in closures that
 //! only run then), so the cost when off is one branch per frame.
 
-use super::Connection;
+use super::{Connection, Role};
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV_MASK};
 use crate::mask::apply_mask;
 use crate::state::State;
@@ -37,16 +37,18 @@ impl Connection {
         });
     }
 
-    /// Records a frame we send (`rsv`: RSV1 for a compressed message).
-    pub(super) fn trace_sent(&mut self, opcode: OpCode, rsv: u8, payload: &[u8]) {
+    /// Records a frame we send (`rsv`: RSV1 for a compressed message; `mask`: a client's key),
+    /// with its payload before masking.
+    pub(super) fn trace_sent(
+        &mut self,
+        opcode: OpCode,
+        rsv: u8,
+        mask: Option<[u8; 4]>,
+        payload: &[u8],
+    ) {
         self.trace(|| {
-            let header = FrameHeader {
-                fin: true,
-                rsv,
-                opcode,
-                mask: None,
-                payload_len: payload.len() as u64,
-            };
+            let header =
+                FrameHeader { fin: true, rsv, opcode, mask, payload_len: payload.len() as u64 };
             frame_line("->", &header, &payload[..payload.len().min(PREVIEW)])
         });
     }
@@ -57,13 +59,14 @@ impl Connection {
         if self.extras.as_ref().is_some_and(|extras| extras.trace.is_some())
             && let Ok(Some((header, n))) = crate::frame::decode_header(encoded)
         {
-            self.trace_sent(header.opcode, header.rsv, &encoded[n..]);
+            self.trace_sent(header.opcode, header.rsv, None, &encoded[n..]);
         }
     }
 
     /// Records a change of state.
     pub(super) fn trace_state(&mut self, from: State, to: State) {
-        self.trace(|| format!("{} state {from:?} -> {to:?}", state_section(to)));
+        let role = self.role();
+        self.trace(|| format!("{} state {from:?} -> {to:?}", state_section(to, role)));
     }
 }
 
@@ -111,9 +114,11 @@ fn printable(bytes: &[u8]) -> String {
     }
 }
 
-fn state_section(to: State) -> &'static str {
+fn state_section(to: State, role: Role) -> &'static str {
     match to {
         State::Connecting => "§4.1",
+        // §4.1: the client's "_The WebSocket Connection is Established_".
+        State::Open if role == Role::Client => "§4.1",
         State::Open => "§4.2.2",
         State::CloseSent => "§7.1.2",
         State::Closed => "§7.1.4",

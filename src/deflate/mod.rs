@@ -27,11 +27,13 @@
 //! The codec (zlib-rs) is behind the cargo feature `deflate`, on by default; without it the
 //! server never agrees to the extension, and its grammar is still checked (§9.1).
 
+mod client;
 mod negotiate;
 
 #[cfg(feature = "deflate")]
 mod codec;
 
+pub use client::{accept_answer, client_offer};
 #[cfg(feature = "deflate")]
 pub(crate) use codec::{Compressor, Decompressor, InflateError, compress_message};
 #[cfg(feature = "deflate")]
@@ -94,8 +96,18 @@ impl Default for DeflateConfig {
 }
 
 impl DeflateConfig {
+    /// What a client offers by default: what browsers offer (any window, context kept both
+    /// ways, `permessage-deflate; client_max_window_bits`). A client holds one connection or a
+    /// few, so the memory a kept context costs buys better ratios.
+    pub fn for_client() -> DeflateConfig {
+        DeflateConfig {
+            send_context_takeover: true,
+            receive_context_takeover: true,
+            ..DeflateConfig::default()
+        }
+    }
+
     /// The same configuration with its values brought into their ranges.
-    #[cfg(feature = "deflate")]
     pub(crate) fn clamped(&self) -> DeflateConfig {
         let bits = |b: u8| b.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
         DeflateConfig {

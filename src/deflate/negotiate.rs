@@ -23,7 +23,8 @@ pub struct DeflateOffer {
 }
 
 /// Why an offer is declined (§7: "A server MUST decline an extension negotiation offer for
-/// this extension if any of the following conditions are met").
+/// this extension if any of the following conditions are met"), or why a client fails the
+/// connection on the server's answer (§7.1: the same conditions, for a response).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OfferError {
     /// "The negotiation offer contains an extension parameter not defined for use in an
@@ -37,6 +38,19 @@ pub enum OfferError {
     /// cannot compress with.
     Unsupported,
 }
+
+impl std::fmt::Display for OfferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OfferError::UnknownParameter => "an unknown parameter",
+            OfferError::InvalidValue => "a parameter with an invalid value",
+            OfferError::DuplicateParameter => "a parameter given twice",
+            OfferError::Unsupported => "a configuration this endpoint does not support",
+        })
+    }
+}
+
+impl std::error::Error for OfferError {}
 
 /// Reads one permessage-deflate offer's parameters.
 pub fn parse_offer(extension: &Extension<'_>) -> Result<DeflateOffer, OfferError> {
@@ -74,7 +88,7 @@ pub fn parse_offer(extension: &Extension<'_>) -> Result<DeflateOffer, OfferError
 }
 
 /// `8` to `15`, in decimal without leading zeros.
-fn window_bits(value: &str) -> Result<u8, OfferError> {
+pub(super) fn window_bits(value: &str) -> Result<u8, OfferError> {
     match value.as_bytes() {
         [b'8'] => Ok(8),
         [b'9'] => Ok(9),

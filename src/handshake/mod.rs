@@ -13,10 +13,13 @@
 //! request ([`AnswerError`]) before a byte of it is sent.
 
 mod accept;
+mod client;
 mod extensions;
 mod request;
 
 pub use accept::{Accept, write_accept};
+pub use client::{ClientRequest, RequestError, UpgradeError, Upgraded};
+pub(crate) use client::{check_response, write_request};
 pub(crate) use extensions::is_tchar;
 pub use extensions::{Extension, MalformedExtensions, parse_extensions};
 pub(crate) use request::first_line;
