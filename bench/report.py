@@ -6,7 +6,10 @@ comparison table in README.md.
     python3 bench/report.py --check              # fails if the committed files differ
 
 Figures are medians over the rounds; each server's figure is compared with the best peer (the
-best server that is neither rfc6455 nor the raw TCP echo) and with raw TCP. The Autobahn row
+best server that is neither rfc6455 nor the raw TCP echo) and with raw TCP. Scenarios 8-10
+(permessage-deflate) have their own tables and bars, compared with the best of the peers
+configured for compression (uws-shared, uws-dedicated, ws-deflate); they appear only when the
+results have them. The Autobahn row
 of the README comes from bench/results/autobahn-peers.json (bench/autobahn-peers.sh). The
 output depends only on those files, so it can be regenerated and checked. Standard library
 only.
@@ -36,7 +39,12 @@ SERVER_NAMES = {
     "uws": "uWebSockets.js (node)",
     "ws": "ws (node)",
     "raw": "raw TCP echo (ceiling)",
+    "uws-shared": "uWebSockets.js, SHARED_COMPRESSOR (node)",
+    "uws-dedicated": "uWebSockets.js, DEDICATED_COMPRESSOR (node)",
+    "ws-deflate": "ws, perMessageDeflate (node)",
 }
+# The peers of the permessage-deflate scenarios.
+DEFLATE_PEERS = {"uws-shared", "uws-dedicated", "ws-deflate"}
 
 # id, title, metric, unit, higher is better, short name for the chart
 SCENARIOS = [
@@ -49,9 +57,16 @@ SCENARIOS = [
     ("5", "10,000 idle connections: server memory per connection", "bytes_per_conn", "bytes/conn", False, "idle memory"),
     ("6", "connect + upgrade + close", "handshakes_per_s", "handshakes/s", True, "connect"),
     ("7", "Autobahn 9.x (performance cases), total duration", "duration_ms", "ms", False, "Autobahn 9.x"),
+    ("8", "permessage-deflate: echo, 100 connections × 1 KiB text, 32 in flight", "msgs_per_s", "round trips/s",
+     True, "deflate echo 1 KiB"),
+    ("9", "permessage-deflate: broadcast to 1,000 receivers × 1 KiB text: highest publish rate with p99 ≤ 50 ms "
+     "and nothing lost", "max_rate", "msgs/s", True, "deflate broadcast"),
+    ("10", "permessage-deflate: 10,000 idle connections, server memory per connection", "bytes_per_conn",
+     "bytes/conn", False, "deflate idle"),
 ]
 SC = {s[0]: s for s in SCENARIOS}
 ECHO = {"1", "2", "3a", "3b"}
+DEFLATE = {"8", "9", "10"}
 
 
 def shown(path):
@@ -97,6 +112,9 @@ def valid(line):
         return None
     if sc == "5" and (r.get("errors", 0) > 0 or r.get("open") != r.get("conns")):
         return None
+    if sc in ("8", "10") and (r.get("errors", 0) > 0 or r.get("open") != r.get("conns")
+                              or r.get("deflate") is not True):
+        return None
     if sc == "7" and r.get("cases", 0) == 0:
         return None
     return v
@@ -118,6 +136,10 @@ def fmt(v, unit=""):
 
 def fcpu(v):
     return "–" if v is None else "{:.2f}".format(v)
+
+
+def fwire(v):
+    return "–" if v is None else ("{:.3f}".format(v) + (" (not compressed)" if v >= 0.95 else ""))
 
 
 def fratio(v):
@@ -158,6 +180,8 @@ class Section:
                 "autobahn_ok": extra("ok"),
                 "autobahn_cases": extra("cases"),
                 "errors": [l.get("error") for l in lines if l.get("error")][:2],
+                "rx_ratio": extra("rx_ratio"),
+                "best_p99": extra("best_p99_us"),
                 "skipped": any((l.get("result") or {}).get("skipped") for l in lines),
             }
 
@@ -172,7 +196,8 @@ class Section:
 
     def best_peer(self, sc):
         higher = SC[sc][4]
-        peers = [(s, self.value(sc, s)) for s in self.servers(sc) if s not in NOT_PEERS]
+        peers = [(s, self.value(sc, s)) for s in self.servers(sc) if s not in NOT_PEERS
+                 and (s in DEFLATE_PEERS) == (sc in DEFLATE)]
         peers = [(s, v) for s, v in peers if v is not None]
         if not peers:
             return None, None
@@ -237,6 +262,30 @@ def bars(sec):
     return out
 
 
+def deflate_bars(sec):
+    """The permessage-deflate bars (scenarios 8-10): (bar, requirement, verdict, detail)."""
+    def verdict(cond):
+        return "no data" if cond is None else ("met" if cond else "**not met**")
+
+    out = []
+    a = sec.advantage("8")
+    out.append(("echo 100×1 KiB text, 32 in flight", "≥ 1.0 × best peer",
+                verdict(None if a is None else a >= 1.0), "%s best peer" % fratio(a)))
+    b = sec.advantage("9")
+    ours9, best9 = sec.value("9", OURS), sec.best_peer("9")[1]
+    if b is None and best9 == 0 and ours9 is not None:
+        # No peer passed any rate of the search: ahead of it if rfc6455 passed one.
+        out.append(("broadcast 1,000 × 1 KiB text, max rate with p99 ≤ 50 ms, nothing lost", "≥ 1.0 × best peer",
+                    verdict(ours9 > 0), "%s msgs/s, no peer passed a rate" % fmt(ours9)))
+    else:
+        out.append(("broadcast 1,000 × 1 KiB text, max rate with p99 ≤ 50 ms, nothing lost", "≥ 1.0 × best peer",
+                    verdict(None if b is None else b >= 1.0), "%s best peer" % fratio(b)))
+    c = sec.value("10", OURS)
+    out.append(("10,000 idle connections, deflate negotiated", "≤ 512 bytes per connection",
+                verdict(None if c is None else c <= 512), "%s bytes" % fmt(c)))
+    return out
+
+
 def sanity(sec):
     warnings = []
     if sec.pinned:
@@ -278,6 +327,10 @@ def table(sec, sc):
         head += ["loadgen CPU", "server CPU"]
     if sc == "7":
         head += ["cases OK"]
+    if sc == "8":
+        head += ["per CPU-second", "p50 µs", "p99 µs", "loadgen CPU", "server CPU", "server's wire / payload"]
+    if sc == "9":
+        head += ["p99 ms at that rate", "loadgen CPU", "server CPU", "server's wire / payload"]
     head += ["runs ok"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
@@ -299,6 +352,12 @@ def table(sec, sc):
             cells += [fcpu(row["loadgen_cpu"]), fcpu(row["server_cpu"])]
         if sc == "7":
             cells += ["%s / %s" % (fmt(row["autobahn_ok"]), fmt(row["autobahn_cases"]))]
+        if sc == "8":
+            cells += [fmt(row["per_cpu"], unit), fmt(row["p50"]), fmt(row["p99"]),
+                      fcpu(row["loadgen_cpu"]), fcpu(row["server_cpu"]), fwire(row["rx_ratio"])]
+        if sc == "9":
+            cells += [fmt(None if row["best_p99"] is None else row["best_p99"] / 1000),
+                      fcpu(row["loadgen_cpu"]), fcpu(row["server_cpu"]), fwire(row["rx_ratio"])]
         cells += ["%d / %d" % (row["ok"], row["rounds"])]
         lines.append("| " + " | ".join(cells) + " |")
     if sc in ECHO:
@@ -310,6 +369,24 @@ def table(sec, sc):
         lines.append("The rate search doubles the publish rate until a step fails, then bisects; "
                      "every step starts a fresh server. The sender's own copies are not counted; "
                      "expected deliveries = messages sent × 1,000. The steps are listed below.")
+    if sc == "8":
+        lines.append("")
+        lines.append("Every connection negotiated permessage-deflate (the load generator offers "
+                     "`permessage-deflate; client_max_window_bits` and counts a refusal as an error) "
+                     "and sends every message compressed (at its `--deflate-level`, `DEFLATE_LEVEL` in "
+                     "`bench/run.sh`, 1 by default); *server's wire / "
+                     "payload*: the compressed bytes the server sent over the bytes they inflate to. "
+                     "*per CPU-second* and the CPU columns as above.")
+    if sc == "9":
+        lines.append("")
+        lines.append("Scenario 4's search with 1 KiB compressible text, every receiver and the sender "
+                     "having negotiated permessage-deflate; the CPU, p99 and wire / payload columns are "
+                     "those of the highest passing step. The load generator inflates a message once "
+                     "when the server sends every receiver the same compressed bytes (without context "
+                     "takeover), and every delivery when it does not. The steps are listed below.")
+    if sc == "10":
+        lines.append("")
+        lines.append("As scenario 5, with every connection having negotiated permessage-deflate.")
     failed = [(s, sec.rows[(sc, s)]["errors"]) for s in sec.servers(sc) if sec.rows[(sc, s)]["errors"]]
     if failed:
         lines.append("")
@@ -480,15 +557,25 @@ def write_all(paths, md_path, svg_path, readme_path, autobahn_path):
         elif any(sec.value(sc, RAW) is not None for sc in ECHO):
             md.append("Load generator check: raw TCP beat every server in every echo scenario measured.")
             md.append("")
+        if any(sec.servers(sc) for sc in DEFLATE):
+            md.append("### The bars rfc6455 has to meet: permessage-deflate")
+            md.append("")
+            md.append("| bar | requirement | rfc6455 | verdict |")
+            md.append("|---|---|---|---|")
+            for bar, req, verdict, detail in deflate_bars(sec):
+                md.append("| %s | %s | %s | %s |" % (bar, req, detail, verdict))
+            md.append("")
         for sc in SC:
             if sec.servers(sc):
                 md.extend(table(sec, sc))
-        # The broadcast search, step by step.
-        st = [s for s in steps if bool(s.get("pinned")) == sec.pinned]
-        if st:
-            md.append("Broadcast search steps (rate in msgs/s: p99, deliveries lost; ✓ pass, ✗ fail), by round:")
+        # The broadcast searches, step by step.
+        for bsc, label in (("4", "Broadcast"), ("9", "permessage-deflate broadcast")):
+            st = [s for s in steps if bool(s.get("pinned")) == sec.pinned and s.get("scenario", "4") == bsc]
+            if not st:
+                continue
+            md.append("%s search steps (rate in msgs/s: p99, deliveries lost; ✓ pass, ✗ fail), by round:" % label)
             md.append("")
-            for server in sec.servers("4"):
+            for server in sec.servers(bsc):
                 for rnd in sorted({s["round"] for s in st if s["server"] == server}):
                     parts = []
                     for s in st:

@@ -12,9 +12,20 @@
 #   PIN [1]               1: server and load generator both on CPU $PIN_CPU (taskset);
 #                         0: unpinned; both: the whole run pinned, then unpinned
 #   PIN_CPU [0]           the CPU for PIN=1
-#   SCENARIOS [1,2,3,4,5,6,7]   which scenarios (3 = 3a and 3b; 3a/3b alone also work)
+#   SCENARIOS [1,2,3,4,5,6,7]   which scenarios (3 = 3a and 3b; 3a/3b alone also work;
+#                         all = 1-10). 1-7 without compression; 8-10 with permessage-deflate
+#                         (RFC 7692), run against rfc6455 (deflate is its default), uws-shared,
+#                         uws-dedicated and ws-deflate only (and rfc6455-baseline):
+#                           8  echo, 100 connections x 1 KiB compressible text, 32 in flight
+#                           9  broadcast of 1 KiB text to 1,000 deflate receivers: the highest
+#                              rate with p99 <= BCAST_P99_MS and nothing lost (scenario 4's
+#                              search, from BCAST_DEFLATE_START)
+#                           10 idle: IDLE_CONNS connections that negotiated deflate, bytes each
 #   SERVERS [all]         comma-separated subset of: rfc6455 tungstenite tokio-tungstenite
-#                         fastwebsockets tokio-websockets uws ws raw
+#                         fastwebsockets tokio-websockets uws ws raw (scenarios 1-7), and
+#                         uws-shared (uWS.SHARED_COMPRESSOR), uws-dedicated
+#                         (uWS.DEDICATED_COMPRESSOR), ws-deflate (ws, perMessageDeflate with
+#                         threshold 128) (scenarios 8-10)
 #   RESULTS [target/bench/results-DATE.jsonl]   where the JSON lines go (appended)
 #   BUILD [1]             0: skip the builds
 #   REPORT [1]            0: do not run bench/report.py at the end
@@ -23,8 +34,13 @@
 #                         the broadcast rate search: doubling from BCAST_START msgs/s until a
 #                         step fails (p99 > BCAST_P99_MS or anything lost), then BCAST_REFINE
 #                         bisection steps; at most BCAST_MAX_STEPS steps per server and round
+#   BCAST_DEFLATE_START [10]  the same search for scenario 9 starts here: the compressing
+#                         peers fail below scenario 4's start
 #   IDLE_CONNS [10000] IDLE_SETTLE [2]   the idle scenario
 #   CONNECT_WORKERS [32]  concurrent connect/upgrade/close loops
+#   DEFLATE_LEVEL [1]     zlib level the load generator compresses its own messages with
+#                         (scenario 8, and the broadcast's sender in 9): the cheapest, since
+#                         its CPU is taken from the server's when both are pinned
 #   AUTOBAHN_TIMEOUT [1200]  seconds allowed for one wstest run of cases 9.*
 #   RFC_BASELINE [unset]  another rfc6455 binary (an earlier build, say), run as the server
 #                         "rfc6455-baseline" beside the current one: a before/after comparison
@@ -51,9 +67,11 @@ BCAST_START=${BCAST_START:-100}
 BCAST_MAX_STEPS=${BCAST_MAX_STEPS:-12}
 BCAST_REFINE=${BCAST_REFINE:-3}
 BCAST_P99_MS=${BCAST_P99_MS:-50}
+BCAST_DEFLATE_START=${BCAST_DEFLATE_START:-10}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-2}
 CONNECT_WORKERS=${CONNECT_WORKERS:-32}
+DEFLATE_LEVEL=${DEFLATE_LEVEL:-1}
 AUTOBAHN_TIMEOUT=${AUTOBAHN_TIMEOUT:-1200}
 
 RFC="$ROOT/target/release/rfc6455"
@@ -61,7 +79,7 @@ LOADGEN="$ROOT/bench/loadgen/target/release/loadgen"
 PEERS="$ROOT/bench/peers/target/release"
 NODE_DIR="$ROOT/bench/node"
 LOGDIR="$ROOT/target/bench/logs-$STAMP"
-ALL_SERVERS="rfc6455 tungstenite tokio-tungstenite fastwebsockets tokio-websockets uws ws raw"
+ALL_SERVERS="rfc6455 tungstenite tokio-tungstenite fastwebsockets tokio-websockets uws ws raw uws-shared uws-dedicated ws-deflate"
 RFC_BASELINE=${RFC_BASELINE:-}
 [[ -n $RFC_BASELINE ]] && ALL_SERVERS="rfc6455 rfc6455-baseline ${ALL_SERVERS#rfc6455 }"
 
@@ -109,6 +127,9 @@ server_cmd() {
         tokio-tungstenite/echo | tokio-tungstenite/broadcast) echo "$PEERS/peer-tokio-tungstenite $kind --listen $addr" ;;
         uws/echo | uws/broadcast) echo "node $NODE_DIR/uws-server.mjs $kind --listen $addr" ;;
         ws/echo | ws/broadcast) echo "node $NODE_DIR/ws-server.mjs $kind --listen $addr" ;;
+        uws-shared/echo | uws-shared/broadcast) echo "node $NODE_DIR/uws-server.mjs $kind --listen $addr --compression shared" ;;
+        uws-dedicated/echo | uws-dedicated/broadcast) echo "node $NODE_DIR/uws-server.mjs $kind --listen $addr --compression dedicated" ;;
+        ws-deflate/echo | ws-deflate/broadcast) echo "node $NODE_DIR/ws-server.mjs $kind --listen $addr --deflate" ;;
         raw/echo) echo "$PEERS/peer-rawtcp echo --listen $addr" ;;
         *) return 1 ;;
     esac
@@ -121,6 +142,8 @@ available() {
         rfc6455-baseline) [[ -x $RFC_BASELINE ]] ;;
         raw) [[ -x $PEERS/peer-rawtcp ]] ;;
         uws | ws) command -v node >/dev/null && [[ -d $NODE_DIR/node_modules && -f $NODE_DIR/$1-server.mjs ]] ;;
+        uws-shared | uws-dedicated) available uws ;;
+        ws-deflate) available ws ;;
         *) [[ -x $PEERS/peer-$1 ]] ;;
     esac
 }
@@ -131,6 +154,13 @@ for s in $ALL_SERVERS; do
     if available "$s"; then SELECTED+=("$s"); else log "note: server $s is not built; skipped"; fi
 done
 ((${#SELECTED[@]} > 0)) || die "no server to run"
+
+# The peers configured for permessage-deflate run scenarios 8-10 only; those scenarios run
+# against them and rfc6455 (whose default is deflate on) only.
+deflate_variant() { case $1 in uws-shared | uws-dedicated | ws-deflate) return 0 ;; *) return 1 ;; esac; }
+deflate_server() { [[ $1 == rfc6455 || $1 == rfc6455-baseline ]] || deflate_variant "$1"; }
+deflate_scenario() { case $1 in 8 | 9 | 10) return 0 ;; *) return 1 ;; esac; }
+DEFLATE_ARGS=(--deflate --deflate-level "$DEFLATE_LEVEL")
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -241,12 +271,16 @@ scenario_label() {
         5) echo "idle: $IDLE_CONNS connections, bytes per connection" ;;
         6) echo "connect + upgrade + close, $CONNECT_WORKERS workers" ;;
         7) echo "Autobahn 9.x total duration" ;;
+        8) echo "echo 100 conns x 1 KiB text, window 32, permessage-deflate" ;;
+        9) echo "broadcast 1000 deflate receivers x 1 KiB text, max rate with p99 <= ${BCAST_P99_MS} ms, none lost" ;;
+        10) echo "idle with permessage-deflate: $IDLE_CONNS connections, bytes per connection" ;;
     esac
 }
 
-# echo_run SCENARIO SERVER ROUND PINNED CONNS SIZE WINDOW
+# echo_run SCENARIO SERVER ROUND PINNED CONNS SIZE WINDOW [LOADGEN ARGS...]
 echo_run() {
     local sc=$1 name=$2 rnd=$3 pinned=$4 conns=$5 size=$6 window=$7
+    shift 7
     local out="$TMP/out" err="$TMP/err" status
     : >"$out"
     : >"$err"
@@ -255,28 +289,30 @@ echo_run() {
         return
     fi
     run_loadgen $((40 + DURATION + WARMUP)) "$out" "$err" echo --url "ws://127.0.0.1:$PORT/" \
-        --conns "$conns" --size "$size" --window "$window" --duration "$DURATION" --warmup "$WARMUP" --pid "$SPID"
+        --conns "$conns" --size "$size" --window "$window" --duration "$DURATION" --warmup "$WARMUP" --pid "$SPID" "$@"
     status=$?
     stop_server
     emit result "$sc" "$name" "$rnd" "$pinned" "$out" "$err" "$status"
-    log "  $sc $name: $(json_get "$out" '"%.0f msgs/s, %.1f MB/s, p99 %.0f us, errors %d, loadgen cpu %.2f, server cpu %s" % (r["msgs_per_s"], r["mb_per_s"], r["p99_us"], r["errors"], r["loadgen_cpu"], r["server_cpu"])' || echo "failed (status $status)")"
+    log "  $sc $name: $(json_get "$out" '"%.0f msgs/s, %.1f MB/s, p99 %.0f us, errors %d, loadgen cpu %.2f, server cpu %s%s" % (r["msgs_per_s"], r["mb_per_s"], r["p99_us"], r["errors"], r["loadgen_cpu"], r["server_cpu"], ", wire/payload %.3f from the server, %d compressed" % (r["rx_ratio"], r["rx_compressed_messages"]) if r.get("deflate") else "")' || echo "failed (status $status)")"
 }
 
-# broadcast_step SERVER ROUND PINNED RATE: one step of the search; sets STEP_PASS (1: pass).
+# broadcast_step SCENARIO SERVER ROUND PINNED RATE SIZE [LOADGEN ARGS...]: one step of the
+# search; sets STEP_PASS (1: pass) and, on a pass, copies the result to $TMP/bpass.
 STEP_PASS=0
 broadcast_step() {
-    local name=$1 rnd=$2 pinned=$3 rate=$4
+    local sc=$1 name=$2 rnd=$3 pinned=$4 rate=$5 size=$6
+    shift 6
     local out="$TMP/bout" err="$TMP/berr" status pass=0
     : >"$out"
     : >"$err"
     STEP_PASS=0
     if ! start_server "$name" broadcast; then
-        emit step 4 "$name" "$rnd" "$pinned" "$out" "$err" start-failed "{\"rate\":$rate,\"pass\":false}"
+        emit step "$sc" "$name" "$rnd" "$pinned" "$out" "$err" start-failed "{\"rate\":$rate,\"pass\":false}"
         return
     fi
     run_loadgen $((60 + DURATION + WARMUP)) "$out" "$err" broadcast --url "ws://127.0.0.1:$PORT/" \
-        --receivers 1000 --size 64 --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" \
-        --p99-limit-ms "$BCAST_P99_MS" --pid "$SPID"
+        --receivers 1000 --size "$size" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" \
+        --p99-limit-ms "$BCAST_P99_MS" --pid "$SPID" "$@"
     status=$?
     stop_server
     if [[ $status == 0 ]]; then
@@ -285,17 +321,20 @@ broadcast_step() {
     fi
     local passj=false
     [[ $pass == 1 ]] && passj=true
-    emit step 4 "$name" "$rnd" "$pinned" "$out" "$err" "$status" "{\"rate\":$rate,\"pass\":$passj}"
-    log "  4 $name @ $rate msgs/s: $([[ $pass == 1 ]] && echo pass || echo FAIL) ($(json_get "$out" '"p99 %.1f ms, lost %d, %.0f deliveries/s%s" % (r["p99_us"] / 1000, r["lost"], r["deliveries_per_s"], ", aborted" if r["aborted"] else "")' || echo "status $status"))"
+    emit step "$sc" "$name" "$rnd" "$pinned" "$out" "$err" "$status" "{\"rate\":$rate,\"pass\":$passj}"
+    log "  $sc $name @ $rate msgs/s: $([[ $pass == 1 ]] && echo pass || echo FAIL) ($(json_get "$out" '"p99 %.1f ms, lost %d, %.0f deliveries/s%s, loadgen cpu %.2f, server cpu %s" % (r["p99_us"] / 1000, r["lost"], r["deliveries_per_s"], ", aborted" if r["aborted"] else "", r["loadgen_cpu"], r["server_cpu"])' || echo "status $status"))"
+    [[ $pass == 1 ]] && cp "$out" "$TMP/bpass"
     STEP_PASS=$pass
 }
 
-# broadcast_search SERVER ROUND PINNED
+# broadcast_search SCENARIO SERVER ROUND PINNED SIZE START_RATE [LOADGEN ARGS...]
 broadcast_search() {
-    local name=$1 rnd=$2 pinned=$3
-    local rate=$BCAST_START last_pass=0 first_fail=0 steps=0 refines=0
+    local sc=$1 name=$2 rnd=$3 pinned=$4 size=$5 rate=$6
+    shift 6
+    local last_pass=0 first_fail=0 steps=0 refines=0
+    rm -f "$TMP/bpass"
     while ((steps < BCAST_MAX_STEPS)); do
-        broadcast_step "$name" "$rnd" "$pinned" "$rate"
+        broadcast_step "$sc" "$name" "$rnd" "$pinned" "$rate" "$size" "$@"
         steps=$((steps + 1))
         if [[ $STEP_PASS == 1 ]]; then last_pass=$rate; else first_fail=$rate; fi
         if ((first_fail == 0)); then
@@ -311,24 +350,40 @@ broadcast_search() {
     done
     printf '{"mode":"broadcast-search","max_rate":%d,"first_fail":%d,"steps":%d,"p99_limit_ms":%s}\n' \
         "$last_pass" "$first_fail" "$steps" "$BCAST_P99_MS" >"$TMP/sout"
-    emit result 4 "$name" "$rnd" "$pinned" "$TMP/sout" /dev/null 0
-    log "  4 $name: max rate $last_pass msgs/s (first fail: $first_fail)"
+    if [[ $sc != 4 && -f $TMP/bpass ]]; then
+        # The best passing step's CPU use and compression, beside the rate (scenario 4's lines
+        # stay as they were).
+        python3 - "$TMP/sout" "$TMP/bpass" <<'PY'
+import json, sys
+s = json.loads(open(sys.argv[1]).read())
+b = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+for k in ("p99_us", "loadgen_cpu", "server_cpu", "deflate", "deflate_answer", "rx_ratio", "tx_ratio",
+          "rx_compressed_messages", "rx_memo_hits", "inflate_memo", "size", "text"):
+    if k in b:
+        s["best_" + k if k == "p99_us" else k] = b[k]
+open(sys.argv[1], "w").write(json.dumps(s, separators=(",", ":")) + "\n")
+PY
+    fi
+    emit result "$sc" "$name" "$rnd" "$pinned" "$TMP/sout" /dev/null 0
+    log "  $sc $name: max rate $last_pass msgs/s (first fail: $first_fail)"
 }
 
+# idle_run SCENARIO SERVER ROUND PINNED [LOADGEN ARGS...]
 idle_run() {
-    local name=$1 rnd=$2 pinned=$3 out="$TMP/out" err="$TMP/err" status
+    local sc=$1 name=$2 rnd=$3 pinned=$4 out="$TMP/out" err="$TMP/err" status
+    shift 4
     : >"$out"
     : >"$err"
     if ! start_server "$name" echo; then
-        emit result 5 "$name" "$rnd" "$pinned" "$out" "$err" start-failed
+        emit result "$sc" "$name" "$rnd" "$pinned" "$out" "$err" start-failed
         return
     fi
     run_loadgen $((90 + IDLE_SETTLE)) "$out" "$err" idle --url "ws://127.0.0.1:$PORT/" \
-        --conns "$IDLE_CONNS" --settle "$IDLE_SETTLE" --pid "$SPID"
+        --conns "$IDLE_CONNS" --settle "$IDLE_SETTLE" --pid "$SPID" "$@"
     status=$?
     stop_server
-    emit result 5 "$name" "$rnd" "$pinned" "$out" "$err" "$status"
-    log "  5 $name: $(json_get "$out" '"%.0f bytes per connection (%d open, %d errors)" % (r["bytes_per_conn"], r["open"], r["errors"])' || echo "failed (status $status)")"
+    emit result "$sc" "$name" "$rnd" "$pinned" "$out" "$err" "$status"
+    log "  $sc $name: $(json_get "$out" '"%.0f bytes per connection (%d open, %d errors)" % (r["bytes_per_conn"], r["open"], r["errors"])' || echo "failed (status $status)")"
 }
 
 connect_run() {
@@ -418,15 +473,23 @@ run_scenario() {
     local sc=$1 rnd=$2 pinned=$3 s
     log "round $rnd, scenario $sc: $(scenario_label "$sc")$([[ $pinned == 1 ]] && echo ", pinned to CPU $PIN_CPU")"
     for s in "${SELECTED[@]}"; do
+        if deflate_scenario "$sc"; then
+            deflate_server "$s" || continue
+        elif deflate_variant "$s"; then
+            continue
+        fi
         case $sc in
             1) supports "$s" echo && echo_run 1 "$s" "$rnd" "$pinned" 100 20 1 ;;
             2) supports "$s" echo && echo_run 2 "$s" "$rnd" "$pinned" 100 64 32 ;;
             3a) supports "$s" echo && echo_run 3a "$s" "$rnd" "$pinned" 200 16384 1 ;;
             3b) supports "$s" echo && echo_run 3b "$s" "$rnd" "$pinned" 10 1048576 1 ;;
-            4) supports "$s" broadcast && broadcast_search "$s" "$rnd" "$pinned" ;;
-            5) [[ $s != raw ]] && idle_run "$s" "$rnd" "$pinned" ;;
+            4) supports "$s" broadcast && broadcast_search 4 "$s" "$rnd" "$pinned" 64 "$BCAST_START" ;;
+            5) [[ $s != raw ]] && idle_run 5 "$s" "$rnd" "$pinned" ;;
             6) [[ $s != raw ]] && connect_run "$s" "$rnd" "$pinned" ;;
             7) [[ $s != raw ]] && autobahn_run "$s" "$rnd" "$pinned" ;;
+            8) supports "$s" echo && echo_run 8 "$s" "$rnd" "$pinned" 100 1024 32 "${DEFLATE_ARGS[@]}" --text ;;
+            9) supports "$s" broadcast && broadcast_search 9 "$s" "$rnd" "$pinned" 1024 "$BCAST_DEFLATE_START" "${DEFLATE_ARGS[@]}" --text ;;
+            10) idle_run 10 "$s" "$rnd" "$pinned" "${DEFLATE_ARGS[@]}" ;;
         esac
     done
 }
@@ -436,7 +499,8 @@ IFS=, read -ra WANT <<<"$SCENARIOS"
 for w in "${WANT[@]}"; do
     case $w in
         3) IDS+=(3a 3b) ;;
-        1 | 2 | 3a | 3b | 4 | 5 | 6 | 7) IDS+=("$w") ;;
+        all) IDS+=(1 2 3a 3b 4 5 6 7 8 9 10) ;;
+        1 | 2 | 3a | 3b | 4 | 5 | 6 | 7 | 8 | 9 | 10) IDS+=("$w") ;;
         *) die "unknown scenario $w" ;;
     esac
 done

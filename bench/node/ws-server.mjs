@@ -1,7 +1,12 @@
 // Benchmark peer: the npm `ws` library (the tutorial's), on Node.js.
 //
-//   node ws-server.mjs echo --listen 127.0.0.1:PORT [--bufferutil]
-//   node ws-server.mjs broadcast --listen 127.0.0.1:PORT [--bufferutil]
+//   node ws-server.mjs echo --listen 127.0.0.1:PORT [--bufferutil] [--deflate]
+//   node ws-server.mjs broadcast --listen 127.0.0.1:PORT [--bufferutil] [--deflate]
+//
+// --deflate turns on permessage-deflate (RFC 7692), off by default, with ws's own defaults
+// (perMessageDeflate: true: context takeover both ways, zlib's level, concurrencyLimit 10),
+// except the threshold: ws compresses messages of 1024 bytes and more by default; here 128,
+// as `rfc6455` (its --deflate-threshold default), so that both compress the same messages.
 //
 // By default ws runs as a plain `npm install ws` gives it: masking in JavaScript (this
 // folder also holds the optional `bufferutil` addon, pulled in by the uWS package, so it is
@@ -12,10 +17,12 @@ const MAX_PAYLOAD = 16 * 1024 * 1024;
 // ws 8.23 limits a message to 16384 fragments by default (closing with 1008 past that);
 // raised to the limit `rfc6455 echo` has (--max-fragments 131072).
 const MAX_FRAGMENTS = 128 * 1024;
+// Messages shorter than this are sent uncompressed (as `rfc6455` does, by default).
+const COMPRESS_THRESHOLD = 128;
 
 function usage() {
   process.stderr.write(
-    'usage: node ws-server.mjs echo|broadcast --listen 127.0.0.1:PORT [--bufferutil]\n',
+    'usage: node ws-server.mjs echo|broadcast --listen 127.0.0.1:PORT [--bufferutil] [--deflate]\n',
   );
   process.exit(2);
 }
@@ -23,12 +30,14 @@ function usage() {
 let mode = null;
 let listen = null;
 let bufferutil = false;
+let deflate = false;
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i++) {
   const arg = args[i];
   if ((arg === 'echo' || arg === 'broadcast') && mode === null) mode = arg;
   else if (arg === '--listen' && i + 1 < args.length) listen = args[++i];
   else if (arg === '--bufferutil') bufferutil = true;
+  else if (arg === '--deflate') deflate = true;
   else usage();
 }
 const match = listen && /^(.+):(\d+)$/.exec(listen);
@@ -43,7 +52,7 @@ const { WebSocketServer, WebSocket } = await import('ws');
 const wss = new WebSocketServer({
   host,
   port,
-  perMessageDeflate: false,
+  perMessageDeflate: deflate ? { threshold: COMPRESS_THRESHOLD } : false,
   maxPayload: MAX_PAYLOAD,
   maxFragments: MAX_FRAGMENTS,
   // Only the broadcast needs the set of clients.

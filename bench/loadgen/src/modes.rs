@@ -3,7 +3,7 @@
 
 use crate::Target;
 use crate::hist::Histogram;
-use crate::net::{Conn, Gone, Handler, MIN_PAYLOAD, Net, Phase, Template, find_stamp};
+use crate::net::{Conn, Gone, Handler, MIN_PAYLOAD, Net, Phase, find_stamp, payload};
 use crate::sys::{self, CpuMeter};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,15 @@ pub struct Common {
     pub max_pending: usize,
     pub connect_timeout: f64,
     pub nofile: u64,
+    /// `--deflate`: offer permessage-deflate, require it, compress at this zlib level.
+    pub deflate: Option<u8>,
+}
+
+impl Common {
+    fn net(&self, clock: crate::net::Clock) -> Result<Net, String> {
+        let t = &self.target;
+        Net::with_deflate(t.addr, &t.host, &t.path, clock, self.deflate).map_err(|e| e.to_string())
+    }
 }
 
 const SEC: u64 = 1_000_000_000;
@@ -34,7 +43,7 @@ fn latency_fields(h: &Histogram) -> String {
     )
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -111,10 +120,13 @@ pub struct EchoOpts {
     pub duration: f64,
     pub warmup: f64,
     pub count: Option<u64>,
+    /// `--text`: compressible English after the stamp, not `x` padding.
+    pub text: bool,
 }
 
 struct EchoH {
     size: u64,
+    text: bool,
     sending: bool,
     from_ns: u64,
     to_ns: u64,
@@ -126,7 +138,7 @@ struct EchoH {
 
 impl Handler for EchoH {
     fn on_open(&mut self, _idx: usize, conn: &mut Conn, _now_ns: u64) {
-        conn.tmpl = Some(Box::new(Template::new(self.size as usize, conn.key)));
+        conn.set_message(payload(self.size as usize, self.text));
     }
 
     #[inline]
@@ -150,12 +162,12 @@ impl Handler for EchoH {
 
 pub fn echo(c: Common, o: EchoOpts) -> Result<String, String> {
     let clock = crate::net::Clock::new();
-    let mut net = Net::new(c.target.addr, &c.target.host, &c.target.path, clock)
-        .map_err(|e| e.to_string())?;
+    let mut net = c.net(clock)?;
     // An echo starts with its stamp: keep only that much of each message.
     net.keep = MIN_PAYLOAD;
     let mut h = EchoH {
         size: o.size as u64,
+        text: o.text,
         sending: false,
         from_ns: u64::MAX,
         to_ns: u64::MAX,
@@ -227,7 +239,7 @@ pub fn echo(c: Common, o: EchoOpts) -> Result<String, String> {
     let rate = h.measured as f64 / secs;
     let json = format!(
         "{{\"mode\":\"echo\",\"url\":{},\"conns\":{},\"open\":{},\"size\":{},\"window\":{},\"warmup_s\":{},\"duration_s\":{:.3},\
-         \"messages\":{},\"msgs_per_s\":{:.1},\"mb_per_s\":{:.3},{},\"bad_messages\":{},\"errors\":{},\"error_detail\":{},{},\"open_s\":{:.3},\"nofile\":{}}}",
+         \"messages\":{},\"msgs_per_s\":{:.1},\"mb_per_s\":{:.3},{},\"bad_messages\":{},\"errors\":{},\"error_detail\":{},{},\"open_s\":{:.3},\"nofile\":{},\"text\":{},{}}}",
         json_str(&c.target.url),
         o.conns,
         opened,
@@ -244,7 +256,9 @@ pub fn echo(c: Common, o: EchoOpts) -> Result<String, String> {
         net.errors.json(),
         cpu.json_fields(),
         open_s,
-        c.nofile
+        c.nofile,
+        o.text,
+        net.z.json_fields()
     );
     Ok(json)
 }
@@ -261,6 +275,9 @@ pub struct BroadcastOpts {
     pub warmup: f64,
     pub p99_limit_ms: Option<f64>,
     pub quiet_ms: f64,
+    pub text: bool,
+    /// `--inflate-all`: inflate every delivery, even the same bytes again (no memo).
+    pub inflate_all: bool,
 }
 
 struct BcH {
@@ -313,8 +330,8 @@ const SENDER_BACKLOG_CAP: usize = 8 << 20;
 
 pub fn broadcast(c: Common, o: BroadcastOpts) -> Result<String, String> {
     let clock = crate::net::Clock::new();
-    let mut net = Net::new(c.target.addr, &c.target.host, &c.target.path, clock)
-        .map_err(|e| e.to_string())?;
+    let mut net = c.net(clock)?;
+    net.z.memo_on = !o.inflate_all;
     let n = o.receivers;
     let mut h = BcH {
         sender: n,
@@ -348,7 +365,7 @@ pub fn broadcast(c: Common, o: BroadcastOpts) -> Result<String, String> {
         net.poll(Some(Duration::from_millis(10)), &mut h).map_err(|e| e.to_string())?;
     }
     if let Some(Some(sender)) = net.conns.get_mut(n) {
-        sender.tmpl = Some(Box::new(Template::new(o.size, sender.key)));
+        sender.set_message(payload(o.size, o.text));
     }
     // Warmup: publish at the rate, count nothing.
     let warm_start = clock.now_ns();
@@ -444,7 +461,7 @@ pub fn broadcast(c: Common, o: BroadcastOpts) -> Result<String, String> {
         "{{\"mode\":\"broadcast\",\"url\":{},\"receivers\":{},\"receivers_open\":{},\"sender_counted\":false,\"size\":{},\"rate\":{},\
          \"warmup_s\":{},\"warmup_sent\":{},\"duration_s\":{:.3},\"scheduled\":{},\"sent\":{},\"unsent\":{},\"expected\":{},\"received\":{},\"lost\":{},\
          \"deliveries_per_s\":{:.1},\"achieved_rate\":{:.1},{},\"over_limit\":{},\"aborted\":{},\"skipped_frames\":{},\
-         \"sender_received\":{},\"receivers_gone\":{},\"errors\":{},\"error_detail\":{},{},\"open_s\":{:.3}}}",
+         \"sender_received\":{},\"receivers_gone\":{},\"errors\":{},\"error_detail\":{},{},\"open_s\":{:.3},\"text\":{},{}}}",
         json_str(&c.target.url),
         n,
         receivers_open,
@@ -470,7 +487,9 @@ pub fn broadcast(c: Common, o: BroadcastOpts) -> Result<String, String> {
         net.errors.total(),
         net.errors.json(),
         cpu.json_fields(),
-        open_s
+        open_s,
+        o.text,
+        net.z.json_fields()
     );
     Ok(json)
 }
@@ -582,8 +601,7 @@ impl Handler for IdleH {
 pub fn idle(c: Common, conns: usize, settle: f64) -> Result<String, String> {
     let pid = c.pid.expect("checked by the caller");
     let clock = crate::net::Clock::new();
-    let mut net = Net::new(c.target.addr, &c.target.host, &c.target.path, clock)
-        .map_err(|e| e.to_string())?;
+    let mut net = c.net(clock)?;
     let mut h = IdleH;
     let before = sys::vm_rss(pid).ok_or_else(|| format!("cannot read VmRSS of pid {pid}"))?;
     let open_s = open_all(&mut net, &mut h, 0, conns, &c)?;
@@ -603,7 +621,7 @@ pub fn idle(c: Common, conns: usize, settle: f64) -> Result<String, String> {
     let per_conn = if opened > 0 { (after as f64 - before as f64) / opened as f64 } else { 0.0 };
     let json = format!(
         "{{\"mode\":\"idle\",\"url\":{},\"conns\":{},\"open\":{},\"open_after_settle\":{},\"settle_s\":{},\"rss_before\":{},\
-         \"rss_after\":{},\"bytes_per_conn\":{:.1},\"errors\":{},\"error_detail\":{},\"open_s\":{:.3}}}",
+         \"rss_after\":{},\"bytes_per_conn\":{:.1},\"errors\":{},\"error_detail\":{},\"open_s\":{:.3},{}}}",
         json_str(&c.target.url),
         conns,
         opened,
@@ -614,7 +632,8 @@ pub fn idle(c: Common, conns: usize, settle: f64) -> Result<String, String> {
         per_conn,
         net.errors.total(),
         net.errors.json(),
-        open_s
+        open_s,
+        net.z.json_fields()
     );
     drop(net);
     Ok(json)

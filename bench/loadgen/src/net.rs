@@ -3,6 +3,7 @@
 //! [`PREFIX`] bytes of each message, where the timestamp is), and a writer that stamps a
 //! pre-encoded, pre-masked frame and batches pipelined frames into one write.
 
+use crate::deflate::{self, ConnZ, Zctx};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use rfc6455::frame::{self, OpCode};
@@ -11,6 +12,8 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// First byte: RSV1, which marks a compressed message (RFC 7692 §6).
+const RSV1: u8 = 0x40;
 /// Bytes of each message kept for the timestamp search. The chat's JSON puts ours at byte 21.
 pub const PREFIX: usize = 64;
 /// The shared read buffer.
@@ -36,7 +39,30 @@ impl Clock {
     }
 }
 
-/// A masked text frame whose payload starts `t=<16 hex digits>;` and is padded with `x`,
+/// A payload of `size` bytes: `t=` + 16 zeros (the stamp, rewritten per message) + `;`, then
+/// `x` padding, or with `text` the [`deflate::TEXT`] sentence repeated and cut to the size.
+pub fn payload(size: usize, text: bool) -> Vec<u8> {
+    assert!(size >= MIN_PAYLOAD);
+    let mut payload = vec![b'x'; size];
+    payload[..2].copy_from_slice(b"t=");
+    payload[2..18].fill(b'0');
+    payload[18] = b';';
+    if text {
+        for (b, t) in payload[MIN_PAYLOAD..].iter_mut().zip(deflate::TEXT.iter().cycle()) {
+            *b = *t;
+        }
+    }
+    payload
+}
+
+/// Writes the 16 hex digits of `t` into an unmasked payload made by [`payload`].
+#[inline]
+pub fn stamp_plain(payload: &mut [u8], t: u64) {
+    payload[2..10].copy_from_slice(&hex8((t >> 32) as u32).to_be_bytes());
+    payload[10..18].copy_from_slice(&hex8(t as u32).to_be_bytes());
+}
+
+/// A masked text frame whose payload starts `t=<16 hex digits>;` (see [`payload`]),
 /// encoded once; [`Template::stamp`] rewrites the 16 digits (already masked) in place.
 pub struct Template {
     pub frame: Vec<u8>,
@@ -48,14 +74,17 @@ pub struct Template {
 pub const MIN_PAYLOAD: usize = 19;
 
 impl Template {
+    #[cfg(test)]
     pub fn new(size: usize, key: [u8; 4]) -> Template {
+        Template::with_payload(&payload(size, false), key)
+    }
+
+    /// The frame of a [`payload`].
+    pub fn with_payload(payload: &[u8], key: [u8; 4]) -> Template {
+        let size = payload.len();
         assert!(size >= MIN_PAYLOAD);
-        let mut payload = vec![b'x'; size];
-        payload[..2].copy_from_slice(b"t=");
-        payload[2..18].fill(b'0');
-        payload[18] = b';';
         let mut frame = Vec::with_capacity(size + frame::MAX_HEADER_LEN);
-        write_masked_frame(&mut frame, OpCode::Text, &payload, key);
+        write_masked_frame(&mut frame, OpCode::Text, payload, key);
         let header = frame.len() - size;
         let mut ts_mask = [0u8; 16];
         for (i, m) in ts_mask.iter_mut().enumerate() {
@@ -153,6 +182,18 @@ pub enum Ev {
     Pong,
     Close,
     Error(&'static str),
+    /// A piece of a compressed message's payload: `data[at..at + len]`, masked with `mask`
+    /// from frame offset `off` when masked (negotiated connections only); `whole`: the piece is
+    /// the entire message (one frame, all in this read).
+    Compressed {
+        at: usize,
+        len: usize,
+        mask: Option<[u8; 4]>,
+        off: usize,
+        whole: bool,
+    },
+    /// A compressed message ended: inflate the tail, then it is a whole message.
+    Inflate,
 }
 
 /// The streaming frame reader. Masked frames (a raw TCP "echo" sends ours back) are accepted
@@ -174,6 +215,10 @@ pub struct Rx {
     want: usize,
     ctrl: [u8; 125],
     ctrl_len: usize,
+    /// permessage-deflate was negotiated: RSV1 may mark a message compressed.
+    pub deflate: bool,
+    /// The current message is compressed (RSV1 on its first frame).
+    pub compressed: bool,
 }
 
 impl Default for Rx {
@@ -194,6 +239,8 @@ impl Default for Rx {
             want: PREFIX,
             ctrl: [0; 125],
             ctrl_len: 0,
+            deflate: false,
+            compressed: false,
         }
     }
 }
@@ -207,6 +254,26 @@ impl Rx {
     /// The first bytes (up to [`PREFIX`]) of the message just completed, unmasked.
     pub fn prefix(&self) -> &[u8] {
         &self.prefix[..self.prefix_len]
+    }
+
+    /// Inflated output of the current compressed message: counted, and kept as far as the
+    /// prefix goes.
+    #[inline]
+    pub fn push_inflated(&mut self, out: &[u8]) {
+        self.msg_len += out.len() as u64;
+        if self.prefix_len < self.want {
+            let k = (self.want - self.prefix_len).min(out.len());
+            self.prefix[self.prefix_len..self.prefix_len + k].copy_from_slice(&out[..k]);
+            self.prefix_len += k;
+        }
+    }
+
+    /// A compressed message's inflated prefix and length, known without inflating it.
+    pub fn set_inflated(&mut self, prefix: &[u8], len: u64) {
+        let k = prefix.len().min(self.want);
+        self.prefix[..k].copy_from_slice(&prefix[..k]);
+        self.prefix_len = k;
+        self.msg_len = len;
     }
 
     /// The payload of the control frame just completed, unmasked.
@@ -287,7 +354,13 @@ impl Rx {
                     }
                 };
                 *pos += used;
-                if h.rsv != 0 {
+                // RFC 7692 §6: RSV1 on the first frame of a message marks it compressed, once
+                // the extension is negotiated; any other reserved bit is an error.
+                if h.rsv != 0
+                    && !(self.deflate
+                        && h.rsv == RSV1
+                        && matches!(h.opcode, OpCode::Text | OpCode::Binary))
+                {
                     return Ev::Error("reserved bits set");
                 }
                 match h.opcode {
@@ -298,6 +371,7 @@ impl Rx {
                         self.msg_active = true;
                         self.msg_len = 0;
                         self.prefix_len = 0;
+                        self.compressed = h.rsv != 0;
                     }
                     OpCode::Continuation => {
                         if !self.msg_active {
@@ -327,6 +401,23 @@ impl Rx {
                         apply_mask(dst, key, self.frame_off);
                     }
                     self.ctrl_len += n;
+                } else if self.compressed {
+                    // The inflater (in `process`) reads it; `msg_len` counts what it inflates.
+                    let whole = self.fin
+                        && self.op != OpCode::Continuation
+                        && self.frame_off == 0
+                        && self.remaining == n as u64;
+                    let ev = Ev::Compressed {
+                        at: *pos,
+                        len: n,
+                        mask: self.mask,
+                        off: self.frame_off,
+                        whole,
+                    };
+                    self.frame_off += n;
+                    self.remaining -= n as u64;
+                    *pos += n;
+                    return ev;
                 } else {
                     self.msg_len += n as u64;
                     if self.prefix_len < self.want {
@@ -353,7 +444,7 @@ impl Rx {
                 OpCode::Close => return Ev::Close,
                 _ if self.fin => {
                     self.msg_active = false;
-                    return Ev::Message;
+                    return if self.compressed { Ev::Inflate } else { Ev::Message };
                 }
                 _ => {}
             }
@@ -384,6 +475,8 @@ pub enum Gone {
     Eof,
     Io,
     Timeout,
+    /// `--deflate`: the server did not agree to permessage-deflate (or answered wrongly).
+    Deflate,
 }
 
 /// One client connection.
@@ -412,6 +505,8 @@ pub struct Conn {
     pub opened: bool,
     /// Why it is `Done`.
     pub gone: Option<Gone>,
+    /// permessage-deflate, when negotiated.
+    pub z: Option<Box<ConnZ>>,
 }
 
 fn write_nb(sock: &TcpStream, buf: &[u8]) -> io::Result<usize> {
@@ -443,6 +538,15 @@ impl Conn {
         }
     }
 
+    /// Sets the message this connection sends: compressed per message when permessage-deflate
+    /// was negotiated, else the pre-encoded [`Template`].
+    pub fn set_message(&mut self, payload: Vec<u8>) {
+        match self.z.as_deref_mut() {
+            Some(z) => z.plain = payload,
+            None => self.tmpl = Some(Box::new(Template::with_payload(&payload, self.key))),
+        }
+    }
+
     /// Bytes queued and not yet written.
     pub fn backlog(&self) -> usize {
         self.out.len() - self.out_pos
@@ -450,7 +554,7 @@ impl Conn {
 
     /// Writes what is queued, then stamps and writes owed frames, until done or the socket is
     /// full (the rest waits for WRITABLE).
-    pub fn flush(&mut self, scratch: &mut Vec<u8>, now_ns: u64) -> io::Result<()> {
+    pub fn flush(&mut self, scratch: &mut Vec<u8>, z: &mut Zctx, now_ns: u64) -> io::Result<()> {
         if self.out_pos < self.out.len() {
             self.out_pos += write_nb(&self.sock, &self.out[self.out_pos..])?;
             if self.out_pos < self.out.len() {
@@ -462,7 +566,7 @@ impl Conn {
         if self.phase != Phase::Open {
             return Ok(());
         }
-        let Some(t) = self.tmpl.as_mut() else { return Ok(()) };
+        let Some(t) = self.tmpl.as_mut() else { return self.flush_deflate(scratch, z, now_ns) };
         if let Some(pos) = self.direct {
             let pos = pos + write_nb(&self.sock, &t.frame[pos..])?;
             if pos < t.frame.len() {
@@ -500,6 +604,66 @@ impl Conn {
         }
         Ok(())
     }
+
+    /// [`Conn::flush`]'s owed frames with permessage-deflate: each message stamped, compressed
+    /// (§7.2.1), framed with RSV1 and masked; batched into `scratch` and written as one.
+    #[cold]
+    fn flush_deflate(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        z: &mut Zctx,
+        now_ns: u64,
+    ) -> io::Result<()> {
+        let Some(cz) = self.z.as_deref_mut() else { return Ok(()) };
+        if cz.plain.is_empty() {
+            return Ok(());
+        }
+        let Zctx { level, shared, cbuf, stats, .. } = z;
+        let bits = cz.agreed.send_window_bits();
+        scratch.clear();
+        while self.owed > 0 {
+            stamp_plain(&mut cz.plain, now_ns);
+            cbuf.clear();
+            if cz.agreed.client_no_context_takeover {
+                // §7.1.1.2: a fresh history for every message, so one compressor serves all.
+                let c = match shared {
+                    Some(c) if c.bits == bits => c,
+                    _ => shared.insert(deflate::Compressor::new(*level, bits)),
+                };
+                c.compress(&cz.plain, cbuf);
+                c.reset();
+            } else {
+                cz.compressor
+                    .get_or_insert_with(|| deflate::Compressor::new(*level, bits))
+                    .compress(&cz.plain, cbuf);
+            }
+            let header = frame::FrameHeader {
+                fin: true,
+                rsv: RSV1,
+                opcode: OpCode::Text,
+                mask: Some(self.key),
+                payload_len: cbuf.len() as u64,
+            };
+            header.encode(scratch);
+            let start = scratch.len();
+            scratch.extend_from_slice(cbuf);
+            apply_mask(&mut scratch[start..], self.key, 0);
+            stats.tx_messages += 1;
+            stats.tx_payload += cz.plain.len() as u64;
+            stats.tx_wire += cbuf.len() as u64;
+            self.owed -= 1;
+            self.inflight += 1;
+            if scratch.len() >= SCRATCH || self.owed == 0 {
+                let w = write_nb(&self.sock, scratch)?;
+                if w < scratch.len() {
+                    self.out.extend_from_slice(&scratch[w..]);
+                    return Ok(());
+                }
+                scratch.clear();
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Connection counters every mode reports.
@@ -512,6 +676,7 @@ pub struct Errors {
     pub eof: u64,
     pub io: u64,
     pub timeout: u64,
+    pub deflate: u64,
 }
 
 impl Errors {
@@ -523,6 +688,7 @@ impl Errors {
             + self.eof
             + self.io
             + self.timeout
+            + self.deflate
     }
     fn count(&mut self, g: Gone) {
         match g {
@@ -534,18 +700,20 @@ impl Errors {
             Gone::Eof => self.eof += 1,
             Gone::Io => self.io += 1,
             Gone::Timeout => self.timeout += 1,
+            Gone::Deflate => self.deflate += 1,
         }
     }
     pub fn json(&self) -> String {
         format!(
-            "{{\"connect\":{},\"handshake\":{},\"protocol\":{},\"closed\":{},\"eof\":{},\"io\":{},\"timeout\":{}}}",
+            "{{\"connect\":{},\"handshake\":{},\"protocol\":{},\"closed\":{},\"eof\":{},\"io\":{},\"timeout\":{},\"deflate\":{}}}",
             self.connect,
             self.handshake,
             self.protocol,
             self.closed,
             self.eof,
             self.io,
-            self.timeout
+            self.timeout,
+            self.deflate
         )
     }
 }
@@ -589,13 +757,32 @@ pub struct Net {
     pub keep: usize,
     /// Connections read in this wakeup, flushed at its end.
     dirty: Vec<usize>,
+    /// permessage-deflate: the offer, shared buffers and states, byte counts.
+    pub z: Zctx,
 }
 
 impl Net {
     pub fn new(addr: SocketAddr, host: &str, path: &str, clock: Clock) -> io::Result<Net> {
+        Net::with_deflate(addr, host, path, clock, None)
+    }
+
+    /// With `deflate: Some(level)`, every handshake offers permessage-deflate and a connection
+    /// whose server does not agree fails ([`Gone::Deflate`]); what it sends is compressed at
+    /// zlib level `level`.
+    pub fn with_deflate(
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        clock: Clock,
+        deflate: Option<u8>,
+    ) -> io::Result<Net> {
+        let extension = match deflate {
+            Some(_) => format!("Sec-WebSocket-Extensions: {}\r\n", deflate::OFFER),
+            None => String::new(),
+        };
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n{extension}\r\n"
         )
         .into_bytes();
         Ok(Net {
@@ -615,6 +802,7 @@ impl Net {
             handshake_timeout: Duration::from_secs(10),
             keep: PREFIX,
             dirty: Vec::new(),
+            z: Zctx::new(deflate.is_some(), deflate.unwrap_or(0)),
         })
     }
 
@@ -662,6 +850,7 @@ impl Net {
             close_sent: false,
             opened: false,
             gone: None,
+            z: None,
         });
         self.pending += 1;
     }
@@ -743,7 +932,7 @@ impl Net {
 
     /// Handles one readiness event; true when the connection is to be flushed.
     fn handle(&mut self, idx: usize, readable: bool, drain: bool, h: &mut impl Handler) -> bool {
-        let Net { conns, rbuf, clock, request, accept, pending, open, .. } = self;
+        let Net { conns, rbuf, clock, accept, pending, open, z, request, .. } = self;
         let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else { return false };
         if conn.phase == Phase::Connecting {
             match conn.sock.take_error() {
@@ -779,7 +968,7 @@ impl Net {
                     }
                     Ok(n) => {
                         let now_ns = clock.now_ns();
-                        process(idx, conn, &rbuf[..n], now_ns, accept, pending, open, h);
+                        process(idx, conn, &rbuf[..n], now_ns, accept, pending, open, z, h);
                         sock = &conn.sock;
                         if conn.phase == Phase::Done || (n < rbuf.len() && !drain) {
                             break;
@@ -801,9 +990,9 @@ impl Net {
     /// Writes what connection `idx` has to write, stamping frames with `now_ns`; removes it if
     /// it is done.
     fn flush_at(&mut self, idx: usize, now_ns: u64, h: &mut impl Handler) {
-        let Net { conns, scratch, .. } = self;
+        let Net { conns, scratch, z, .. } = self;
         let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else { return };
-        if conn.flush(scratch, now_ns).is_err() && conn.phase != Phase::Done {
+        if conn.flush(scratch, z, now_ns).is_err() && conn.phase != Phase::Done {
             conn.phase = Phase::Done;
             conn.gone.get_or_insert(Gone::Io);
         }
@@ -844,6 +1033,7 @@ fn process(
     accept: &str,
     pending: &mut usize,
     open: &mut usize,
+    z: &mut Zctx,
     h: &mut impl Handler,
 ) {
     let leftover;
@@ -861,6 +1051,28 @@ fn process(
             conn.phase = Phase::Done;
             conn.gone = Some(Gone::Handshake);
             return;
+        }
+        if z.offered {
+            let head = std::str::from_utf8(&conn.head[..end]).unwrap_or("");
+            let answer = deflate::extension_headers(head);
+            match deflate::parse_answer(&answer) {
+                Ok(agreed) => {
+                    if z.answer.is_none() {
+                        z.answer = Some(answer.join(", "));
+                    }
+                    conn.z = Some(Box::new(ConnZ::new(agreed)));
+                    conn.rx.deflate = true;
+                }
+                Err(why) => {
+                    if z.answer.is_none() {
+                        eprintln!("loadgen: permessage-deflate: {why} (answer: {answer:?})");
+                        z.answer = Some(format!("refused: {why}"));
+                    }
+                    conn.phase = Phase::Done;
+                    conn.gone = Some(Gone::Deflate);
+                    return;
+                }
+            }
         }
         leftover = conn.head.split_off(end);
         conn.head = Vec::new();
@@ -880,6 +1092,20 @@ fn process(
         match conn.rx.step(data, &mut pos) {
             Ev::NeedMore => return,
             Ev::Message => h.on_message(idx, conn, now_ns),
+            Ev::Compressed { at, len, mask, off, whole } => {
+                if inflate_piece(conn, z, &data[at..at + len], mask, off, whole).is_err() {
+                    conn.phase = Phase::Done;
+                    conn.gone = Some(Gone::Protocol);
+                }
+            }
+            Ev::Inflate => {
+                if finish_inflate(conn, z).is_ok() {
+                    h.on_message(idx, conn, now_ns);
+                } else {
+                    conn.phase = Phase::Done;
+                    conn.gone = Some(Gone::Protocol);
+                }
+            }
             Ev::Ping => {
                 let mut payload = [0u8; 125];
                 let n = conn.rx.control().len();
@@ -897,6 +1123,79 @@ fn process(
             return;
         }
     }
+}
+
+/// Inflates a piece of the current compressed message of `conn` (§7.2.2). Without context
+/// takeover the inflater comes from the pool for this one message.
+#[cold]
+fn inflate_piece(
+    conn: &mut Conn,
+    z: &mut Zctx,
+    piece: &[u8],
+    mask: Option<[u8; 4]>,
+    off: usize,
+    whole: bool,
+) -> Result<(), &'static str> {
+    let Conn { z: cz, rx, .. } = conn;
+    let cz = cz.as_deref_mut().ok_or("compressed data without the extension")?;
+    if whole && z.memo_on && mask.is_none() && cz.agreed.server_no_context_takeover {
+        if let Some((prefix, len)) = z.memo.get(piece) {
+            rx.set_inflated(prefix, *len);
+            z.memo_hit = true;
+            z.stats.rx_memo_hits += 1;
+            z.stats.rx_wire += piece.len() as u64;
+            return Ok(());
+        }
+        z.memo_key = Some(piece.into());
+    }
+    let inf = match &mut cz.inflater {
+        Some(inf) => inf,
+        slot => slot.insert(if cz.agreed.server_no_context_takeover {
+            z.take_inflater()
+        } else {
+            deflate::Inflater::default()
+        }),
+    };
+    z.stats.rx_wire += piece.len() as u64;
+    let Zctx { out, unmask, .. } = z;
+    let input = match mask {
+        Some(key) => {
+            unmask.clear();
+            unmask.extend_from_slice(piece);
+            apply_mask(unmask, key, off);
+            &unmask[..]
+        }
+        None => piece,
+    };
+    inf.feed(input, out, |o| rx.push_inflated(o))
+}
+
+/// The end of a compressed message: the tail inflated, the inflater back to the pool (without
+/// context takeover).
+#[cold]
+fn finish_inflate(conn: &mut Conn, z: &mut Zctx) -> Result<(), &'static str> {
+    if std::mem::take(&mut z.memo_hit) {
+        z.stats.rx_messages += 1;
+        z.stats.rx_payload += conn.rx.msg_len;
+        return Ok(());
+    }
+    // A message may be one empty compressed frame: it still needs an inflater for the tail.
+    inflate_piece(conn, z, &[], None, 0, false)?;
+    let Conn { z: cz, rx, .. } = conn;
+    let cz = cz.as_deref_mut().ok_or("compressed data without the extension")?;
+    let inf = cz.inflater.as_mut().ok_or("no inflater")?;
+    inf.finish(&mut z.out, |o| rx.push_inflated(o))?;
+    z.stats.rx_messages += 1;
+    z.stats.rx_payload += rx.msg_len;
+    if let Some(key) = z.memo_key.take() {
+        z.remember(key, rx.prefix(), rx.msg_len);
+    }
+    if cz.agreed.server_no_context_takeover
+        && let Some(inf) = cz.inflater.take()
+    {
+        z.give_inflater(inf);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1007,6 +1306,239 @@ mod tests {
         for cut in (0..wire.len()).step_by(7) {
             assert_eq!(run(cut), whole, "cut at {cut}");
         }
+    }
+
+    /// Reads `wire` with a negotiated reader, inflating its compressed messages as `process`
+    /// does; returns (inflated length, stamp) per message.
+    fn read_deflated(wire: &[u8], cut: usize, takeover: bool) -> Vec<(u64, Option<u64>)> {
+        let mut rx = Rx::keeping(PREFIX);
+        rx.deflate = true;
+        let mut inf = deflate::Inflater::default();
+        let mut buf = [0u8; 40];
+        let mut got = Vec::new();
+        for part in [&wire[..cut], &wire[cut..]] {
+            let mut pos = 0;
+            loop {
+                match rx.step(part, &mut pos) {
+                    Ev::NeedMore => break,
+                    Ev::Message => got.push((rx.msg_len, find_stamp(rx.prefix()))),
+                    Ev::Compressed { at, len, mask, off, .. } => {
+                        let mut piece = part[at..at + len].to_vec();
+                        if let Some(key) = mask {
+                            apply_mask(&mut piece, key, off);
+                        }
+                        let mut outs = Vec::new();
+                        inf.feed(&piece, &mut buf, |o| outs.extend_from_slice(o)).unwrap();
+                        rx.push_inflated(&outs);
+                    }
+                    Ev::Inflate => {
+                        let mut outs = Vec::new();
+                        inf.finish(&mut buf, |o| outs.extend_from_slice(o)).unwrap();
+                        rx.push_inflated(&outs);
+                        got.push((rx.msg_len, find_stamp(rx.prefix())));
+                        if !takeover {
+                            inf.reset();
+                        }
+                    }
+                    Ev::Ping => assert_eq!(rx.control(), b""),
+                    e => panic!("{e:?}"),
+                }
+            }
+        }
+        got
+    }
+
+    /// Compressed messages (RSV1), fragmented and interleaved with a ping and a plain message,
+    /// split anywhere, inflate to their payloads; without the extension RSV1 is an error.
+    #[test]
+    fn compressed_messages_are_inflated() {
+        for takeover in [false, true] {
+            let mut c = deflate::Compressor::new(6, 15);
+            let mut wire = Vec::new();
+            let mut want = Vec::new();
+            for (i, size) in [1024usize, 19, 5000, 300].into_iter().enumerate() {
+                let mut p = payload(size, true);
+                stamp_plain(&mut p, 1000 + i as u64);
+                let mut z = Vec::new();
+                c.compress(&p, &mut z);
+                if !takeover {
+                    c.reset();
+                }
+                assert!(size < 1000 || z.len() * 3 < size, "{} of {size}", z.len());
+                if i == 2 {
+                    // Three fragments, RSV1 on the first only, a ping between.
+                    let (a, rest) = z.split_at(z.len() / 3);
+                    let (b, d) = rest.split_at(rest.len() / 2);
+                    for (fin, rsv, op, part) in
+                        [(false, RSV1, OpCode::Text, a), (false, 0, OpCode::Continuation, b)]
+                    {
+                        frame::FrameHeader {
+                            fin,
+                            rsv,
+                            opcode: op,
+                            mask: None,
+                            payload_len: part.len() as u64,
+                        }
+                        .encode(&mut wire);
+                        wire.extend_from_slice(part);
+                    }
+                    wire.extend_from_slice(&[0x89, 0x00]);
+                    frame::FrameHeader {
+                        fin: true,
+                        rsv: 0,
+                        opcode: OpCode::Continuation,
+                        mask: Some([1, 2, 3, 4]),
+                        payload_len: d.len() as u64,
+                    }
+                    .encode(&mut wire);
+                    let s = wire.len();
+                    wire.extend_from_slice(d);
+                    apply_mask(&mut wire[s..], [1, 2, 3, 4], 0);
+                } else {
+                    frame::write_frame_with_rsv(&mut wire, OpCode::Text, RSV1, &z);
+                }
+                want.push((size as u64, Some(1000 + i as u64)));
+            }
+            // And a plain one.
+            let mut p = payload(200, false);
+            stamp_plain(&mut p, 7);
+            frame::write_frame(&mut wire, OpCode::Text, &p);
+            want.push((200, Some(7)));
+            assert_eq!(read_deflated(&wire, wire.len(), takeover), want);
+            for cut in (0..wire.len()).step_by(3) {
+                assert_eq!(read_deflated(&wire, cut, takeover), want, "cut at {cut}");
+            }
+            let mut rx = Rx::default();
+            let mut pos = 0;
+            assert_eq!(rx.step(&wire, &mut pos), Ev::Error("reserved bits set"));
+        }
+    }
+
+    /// An open, negotiated connection over a real loopback socket, and the server's end.
+    fn test_conn(agreed: deflate::Agreed) -> (Conn, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        let mut rx = Rx::keeping(PREFIX);
+        rx.deflate = true;
+        let conn = Conn {
+            sock: TcpStream::from_std(client),
+            phase: Phase::Open,
+            started: Instant::now(),
+            deadline: None,
+            head: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            tmpl: None,
+            owed: 0,
+            inflight: 0,
+            direct: None,
+            rx,
+            key: [9, 8, 7, 6],
+            close_sent: false,
+            opened: true,
+            gone: None,
+            z: Some(Box::new(ConnZ::new(agreed))),
+        };
+        (conn, server)
+    }
+
+    struct Seen(Vec<(u64, Option<u64>)>);
+    impl Handler for Seen {
+        fn on_message(&mut self, _idx: usize, conn: &mut Conn, _now_ns: u64) {
+            self.0.push((conn.rx.msg_len, find_stamp(conn.rx.prefix())));
+        }
+    }
+
+    /// `process` inflates compressed messages (pooled inflaters without context takeover)
+    /// and, with the memo, inflates the same bytes once; a message in two reads is inflated.
+    #[test]
+    fn process_inflates_and_remembers() {
+        for memo in [false, true] {
+            let (mut conn, _server) = test_conn(deflate::Agreed {
+                server_no_context_takeover: true,
+                ..Default::default()
+            });
+            let mut z = Zctx::new(true, 1);
+            z.memo_on = memo;
+            let mut wire = Vec::new();
+            let mut want = Vec::new();
+            for (t, size) in [(5u64, 1024usize), (5, 1024), (6, 700), (5, 1024), (6, 700)] {
+                let mut p = payload(size, true);
+                stamp_plain(&mut p, t);
+                let mut c = deflate::Compressor::new(6, 15);
+                let mut zbytes = Vec::new();
+                c.compress(&p, &mut zbytes);
+                frame::write_frame_with_rsv(&mut wire, OpCode::Text, RSV1, &zbytes);
+                want.push((size as u64, Some(t)));
+            }
+            let (mut pending, mut open) = (0, 1);
+            let mut h = Seen(Vec::new());
+            let cut = wire.len() - 50;
+            for part in [&wire[..cut], &wire[cut..]] {
+                process(0, &mut conn, part, 0, "", &mut pending, &mut open, &mut z, &mut h);
+            }
+            assert_eq!(conn.phase, Phase::Open);
+            assert_eq!(h.0, want);
+            assert_eq!(z.stats.rx_messages, 5);
+            assert_eq!(z.stats.rx_payload, 3 * 1024 + 2 * 700);
+            // The last message came in two reads: inflated, not looked up.
+            assert_eq!(z.stats.rx_memo_hits, if memo { 2 } else { 0 });
+            assert!(conn.z.as_ref().unwrap().inflater.is_none(), "back in the pool");
+            assert_eq!(z.pool.len(), 1);
+        }
+    }
+
+    /// What a negotiated connection sends: stamped, compressed, RSV1, masked; through a real
+    /// socket, read back by the reader and inflated.
+    #[test]
+    fn deflate_send_path() {
+        for (takeover, window) in [(false, 15u8), (true, 10)] {
+            let (mut conn, mut server) = test_conn(deflate::Agreed {
+                client_no_context_takeover: !takeover,
+                client_max_window_bits: Some(window),
+                ..Default::default()
+            });
+            conn.set_message(payload(1024, true));
+            assert!(conn.tmpl.is_none());
+            let mut z = Zctx::new(true, 6);
+            let mut scratch = Vec::with_capacity(SCRATCH);
+            conn.owed = 3;
+            conn.flush(&mut scratch, &mut z, 0x1234).unwrap();
+            conn.owed = 2;
+            conn.flush(&mut scratch, &mut z, 0x5678).unwrap();
+            assert_eq!((conn.owed, conn.inflight, conn.out.len()), (0, 5, 0));
+            assert_eq!((z.stats.tx_messages, z.stats.tx_payload), (5, 5 * 1024));
+            assert!(z.stats.tx_wire < 5 * 1024 / 3, "{}", z.stats.tx_wire);
+            drop(conn);
+            let mut wire = Vec::new();
+            std::io::Read::read_to_end(&mut server, &mut wire).unwrap();
+            assert_eq!(wire[0], 0xc1, "FIN, RSV1, text");
+            assert_eq!(wire[1] & 0x80, 0x80, "masked");
+            let got = read_deflated(&wire, wire.len(), takeover);
+            let stamps = [0x1234, 0x1234, 0x1234, 0x5678, 0x5678];
+            assert_eq!(got, stamps.map(|t| (1024, Some(t))));
+            if takeover {
+                // Later messages refer back to the first: they are smaller.
+                assert!(z.stats.tx_wire < 5 * 1024 / 6, "{}", z.stats.tx_wire);
+            }
+        }
+    }
+
+    #[test]
+    fn text_payload() {
+        let p = payload(300, true);
+        assert_eq!(&p[..19], b"t=0000000000000000;");
+        assert_eq!(&p[19..19 + 20], &deflate::TEXT[..20]);
+        assert!(p.iter().all(|b| b.is_ascii() && *b != b'"' && *b != b'\\'));
+        let mut q = payload(19, false);
+        stamp_plain(&mut q, 0xfedc_ba98_7654_3210);
+        assert_eq!(find_stamp(&q), Some(0xfedc_ba98_7654_3210));
+        assert_eq!(
+            Template::with_payload(&payload(64, false), [1, 2, 3, 4]).frame,
+            Template::new(64, [1, 2, 3, 4]).frame
+        );
     }
 
     #[test]
