@@ -1,9 +1,10 @@
-//! # rfc6455: a WebSocket server written from the RFC up
+//! # rfc6455: a WebSocket server (and client) written from the RFC up
 //!
 //! ```text
 //!  application      echo, chat: a [`server::Handler`] (policy: pages, origins, subprotocols)
 //!  ─────────────────────────────────────────────────────────────
 //!  event loop       server: mio, sockets, buffers, timers      ◀─ the only I/O
+//!                   client: a blocking socket, or mio sessions
 //!  ─────────────────────────────────────────────────────────────
 //!  state machine    connection, state: bytes + time in, events + bytes out
 //!  ─────────────────────────────────────────────────────────────
@@ -19,12 +20,15 @@
 //! 5. [`error`]: one [`error::ProtocolError`] per MUST a peer can break, with its close code.
 //! 6. [`handshake`]: §4.2 the opening handshake: the client's [`handshake::Request`], the
 //!    server's [`handshake::Accept`]; [`http`]: every other response on the same port.
-//! 7. [`state`] and [`connection`]: one connection as a sans-I/O state machine.
-//! 8. [`server`]: the mio event loop and the [`server::Handler`] API.
+//! 7. [`state`] and [`connection`]: one connection as a sans-I/O state machine, in either role
+//!    ([`Connection::new`] for a server, [`Connection::client`] for a client, whose masking
+//!    keys come from [`random`]).
+//! 8. [`server`]: the mio event loop and the [`server::Handler`] API; [`client`]: the client's
+//!    drivers (blocking, and mio sessions) and `ws://` URIs.
 //! 9. [`policy`]: the usual answer to a handshake (pages, WebSocket path, origins,
 //!    subprotocols), built on the handler's hook; [`echo`] and [`chat`]: two handlers.
 //!
-//! Nothing below [`server`] performs I/O or reads the clock: the protocol can be tested, fuzzed
+//! Nothing below [`server`] and [`client`] performs I/O or reads the clock: the protocol can be tested, fuzzed
 //! and driven by any transport. Long explanations live in `docs/`: `architecture.md` (the
 //! layers and how bytes and time flow through them), `protocol.md` (a session byte by byte),
 //! `rfc-map.md` (every requirement of the RFC, where it is enforced and tested),
@@ -95,12 +99,15 @@
 //! assert_eq!(frame::decode_header(&bytes[..1]), Ok(None));
 //! ```
 //!
-//! `examples/` has the same core driven by a blocking `std` socket (`blocking_std.rs`), and a
-//! server with a handler of its own (`broadcast_counter.rs`).
+//! `examples/` has the same core driven by a blocking `std` socket (`blocking_std.rs`), a
+//! server with a handler of its own (`broadcast_counter.rs`), a blocking client
+//! (`blocking_client.rs`), many clients on one mio loop (`mio_clients.rs`), and the client that
+//! Autobahn tests (`autobahn_client.rs`).
 
 #![deny(missing_docs)]
 
 pub mod chat;
+pub mod client;
 pub mod close;
 pub mod connection;
 pub mod deflate;

@@ -1,6 +1,7 @@
-//! The `rfc6455` command: `rfc6455 chat` (the group chat) and `rfc6455 echo` (the echo server
-//! that Autobahn tests).
+//! The `rfc6455` command: `rfc6455 chat` (the group chat), `rfc6455 echo` (the echo server
+//! that Autobahn tests) and `rfc6455 client URL` (a client for standard input and output).
 
+mod client_cli;
 mod signals;
 
 use rfc6455::chat::{self, Chat, ChatOptions, RateLimit};
@@ -16,6 +17,7 @@ use std::time::Duration;
 const USAGE: &str = "\
 usage: rfc6455 chat [options]   group chat with its page on http://127.0.0.1:8080/
        rfc6455 echo [options]   echo every message back (the Autobahn test server)
+       rfc6455 client URL [options]  send stdin's lines, print what arrives (client --help)
 
 options (defaults: chat / echo):
   --listen ADDR             address to listen on [127.0.0.1:8080 / 127.0.0.1:9001]
@@ -66,6 +68,13 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
         return Err("missing mode".into());
     };
     match mode.as_str() {
+        "client" => match client_cli::run(rest, signals) {
+            Ok(status) => std::process::exit(i32::from(status)),
+            Err(message) => {
+                eprintln!("rfc6455 client: {message}\n\n{}", client_cli::USAGE);
+                std::process::exit(2);
+            }
+        },
         "chat" => {
             let mut settings = Settings::chat();
             settings.parse(rest)?;

@@ -1,5 +1,6 @@
 //! SIGINT and SIGTERM for the `rfc6455` command: a thread that waits for them with `sigwait`
-//! and asks the event loop to shut down gracefully. A second signal exits at once.
+//! and asks the event loop to shut down gracefully (the client: to close with 1001). A second
+//! signal exits at once.
 //!
 //! The signals are blocked in every thread (the mask is set before any other thread starts and
 //! is inherited), so they are only ever taken by `sigwait` here: no handler runs in the middle
@@ -29,6 +30,14 @@ impl Signals {
 
     /// Starts the thread that turns the first signal into a graceful shutdown.
     pub fn shut_down_on_signal(self, handle: ServerHandle) {
+        self.on_signal(move |signal| {
+            eprintln!("rfc6455: signal {signal}: closing connections (1001), then exiting");
+            handle.shutdown();
+        });
+    }
+
+    /// Starts the thread that calls `first` on the first signal, and exits on the second.
+    pub fn on_signal(self, mut first_signal: impl FnMut(i32) + Send + 'static) {
         std::thread::spawn(move || {
             let mut first = true;
             loop {
@@ -42,8 +51,7 @@ impl Signals {
                     std::process::exit(130);
                 }
                 first = false;
-                eprintln!("rfc6455: signal {signal}: closing connections (1001), then exiting");
-                handle.shutdown();
+                first_signal(signal);
             }
         });
     }

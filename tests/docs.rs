@@ -7,7 +7,7 @@ fn source_for(prefix: &str) -> Option<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let candidates = match prefix {
         "hostile" | "chat" | "echo" | "allocations" | "docs" | "protocol_doc" | "handle"
-        | "examples" => {
+        | "examples" | "client" => {
             vec![format!("tests/{prefix}.rs")]
         }
         other => {
@@ -108,16 +108,68 @@ fn the_rfc_map_counts_are_true() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rfc-map.md"))
             .unwrap();
     let (rfc6455, rfc7692) = text.split_once("## RFC 7692").expect("an RFC 7692 section");
-    let expected =
-        format!("**Counts.** RFC 6455: {}. RFC 7692: {}.", counts(rfc6455), counts(rfc7692));
+    let mut gaps = Vec::new();
+    let expected = format!(
+        "**Counts.** RFC 6455: {}. RFC 7692: {}.",
+        counts(rfc6455, &mut gaps),
+        counts(rfc7692, &mut gaps)
+    );
     assert!(text.contains(&expected), "docs/rfc-map.md should say:\n{expected}");
+    // Every row with no test is listed under Gaps, by its section.
+    let listed = text.split_once("\n## Gaps\n").expect("a Gaps section").1;
+    let listed = listed.split("\n## ").next().unwrap();
+    for section in gaps {
+        // "§7.2" is not named by "§7.2.3".
+        let named = listed.match_indices(&format!("§{section}")).any(|(at, found)| {
+            let after = &listed[at + found.len()..];
+            let digit = |s: &str| s.starts_with(|c: char| c.is_ascii_digit());
+            let longer = digit(after) || (after.starts_with('.') && digit(&after[1..]));
+            !longer
+        });
+        assert!(named, "§{section} has a row with no test, not under Gaps");
+    }
 }
 
-/// "N server requirements (...), C covered by a test, G with no test (the Gaps), A with
-/// nothing to test; K client-only; T not applicable; D definitions".
-fn counts(section: &str) -> String {
-    let (mut server, mut covered, mut gaps, mut nothing, mut client, mut tls, mut definitions) =
-        (0, 0, 0, 0, 0, 0, 0);
+/// What covers the requirements of one side: rows, covered by a test, with no test (the Gaps),
+/// with nothing to test.
+#[derive(Default)]
+struct Tally {
+    rows: usize,
+    covered: usize,
+    gaps: usize,
+    nothing: usize,
+}
+
+impl Tally {
+    /// Counts a row by its test cell: test names in backticks, *none* or *n/a*.
+    fn count(&mut self, test: &str, line: &str) {
+        match test.trim() {
+            "none" => self.gaps += 1,
+            "n/a" => self.nothing += 1,
+            t if t.contains('`') => self.covered += 1,
+            other => panic!("row with test cell {other:?}: {line}"),
+        }
+        self.rows += 1;
+    }
+
+    fn describe(&self, side: &str) -> String {
+        assert_eq!(self.rows, self.covered + self.gaps + self.nothing);
+        format!(
+            "{} {side} requirements, {} covered by a test, {} with no test, {} with nothing to \
+             test",
+            self.rows, self.covered, self.gaps, self.nothing
+        )
+    }
+}
+
+/// "N server requirements, C covered by a test, G with no test, A with nothing to test; M client
+/// requirements, C covered by a test, G with no test, A with nothing to test; T not applicable;
+/// D definitions". Server requirements are the rows that apply to the server or to both ends;
+/// client requirements, those that apply to the client alone. The § of each row with no test is
+/// added to `gaps`.
+fn counts(section: &str, gaps: &mut Vec<String>) -> String {
+    let (mut server, mut client) = (Tally::default(), Tally::default());
+    let (mut tls, mut definitions) = (0, 0);
     for line in section.lines() {
         let cells: Vec<&str> = line.split(" | ").collect();
         // | § | requirement | applies to | code | test | Autobahn cases | note |
@@ -129,28 +181,24 @@ fn counts(section: &str) -> String {
             continue;
         }
         let (applies, test, note) = (cells[2], cells[4], cells[6]);
+        if test.trim() == "none" {
+            gaps.push(cells[0].trim_start_matches('|').trim().to_owned());
+        }
         if note.contains("*definition*") {
             definitions += 1;
-        } else if applies.starts_with("client") {
-            client += 1;
         } else if applies.starts_with("not applicable") {
             tls += 1;
         } else if applies == "server" || applies == "both" {
-            server += 1;
-            match test.trim() {
-                "none" => gaps += 1,
-                "n/a" => nothing += 1,
-                t if t.contains('`') => covered += 1,
-                other => panic!("row with test cell {other:?}: {line}"),
-            }
+            server.count(test, line);
+        } else if applies == "client" {
+            client.count(test, line);
         } else {
             panic!("row that applies to {applies:?}: {line}");
         }
     }
-    assert_eq!(server, covered + gaps + nothing);
     format!(
-        "{server} server requirements, {covered} covered by a test, {gaps} with no test, \
-         {nothing} with nothing to test; {client} client-only; {tls} not applicable; \
-         {definitions} definitions"
+        "{}; {}; {tls} not applicable; {definitions} definitions",
+        server.describe("server"),
+        client.describe("client")
     )
 }

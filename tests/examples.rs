@@ -43,3 +43,38 @@ fn token_auth_refuses_without_the_token_and_names_each_user() {
         assert_eq!(String::from_utf8(frame.payload).unwrap(), format!("user-{}: hello", n + 1));
     }
 }
+
+/// Runs an example that ends by itself, and returns its standard output.
+fn run_example(name: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(common::process::example_path(name))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{name}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// `blocking_client`: against its own echo server, every message back, then a clean close.
+#[test]
+fn blocking_client_echoes_and_closes() {
+    let stdout = run_example("blocking_client", &[]);
+    assert_eq!(stdout.matches("same: true").count(), 3, "{stdout}");
+    assert!(stdout.ends_with("closed: Some(1000)\n"), "{stdout}");
+    #[cfg(feature = "deflate")]
+    assert!(stdout.contains("(extensions: permessage-deflate"), "{stdout}");
+}
+
+/// `mio_clients`: 50 sessions on one thread, 20 messages each, against a server of ours.
+#[test]
+fn mio_clients_all_echoed_and_closed() {
+    let server = Process::start(&["echo"], None);
+    let url = format!("ws://{}/", server.addr);
+    let stdout = run_example("mio_clients", &[&url, "50", "20"]);
+    assert!(
+        stdout.starts_with(
+            "50 clients: 50 opened, 1000 of 1000 messages echoed, 50 closed, 0 failed"
+        ),
+        "{stdout}"
+    );
+}

@@ -17,6 +17,8 @@ const END: &str = "<!-- END GENERATED -->";
 #[cfg(feature = "deflate")]
 const BEGIN_COMPRESSED: &str =
     "<!-- BEGIN GENERATED compressed session, by tests/protocol_doc.rs: do not edit by hand -->";
+const BEGIN_CLIENT: &str =
+    "<!-- BEGIN GENERATED client session, by tests/protocol_doc.rs: do not edit by hand -->";
 /// The masking key of RFC 6455 §5.7's examples, so the bytes match the RFC's.
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -277,6 +279,10 @@ fn inflate(payload: &[u8]) -> Vec<u8> {
 }
 
 fn render(steps: &[Step], trace: &[String]) -> String {
+    render_with(steps, trace, "The server's `--trace` of this session")
+}
+
+fn render_with(steps: &[Step], trace: &[String], trace_title: &str) -> String {
     let mut out = String::new();
     for (i, step) in steps.iter().enumerate() {
         let _ = writeln!(out, "### {}. {}\n", i + 1, step.title);
@@ -298,7 +304,7 @@ fn render(steps: &[Step], trace: &[String]) -> String {
         annotate_frames(&step.received, &mut out);
         let _ = writeln!(out, "```\n");
     }
-    let _ = writeln!(out, "### The server's `--trace` of this session\n\n```text");
+    let _ = writeln!(out, "### {trace_title}\n\n```text");
     for line in trace {
         let _ = writeln!(out, "{line}");
     }
@@ -328,6 +334,89 @@ fn check_block(begin: &str, generated: &str) {
             );
         }
     }
+}
+
+/// The client's side: this crate's client core (a fixed seed, so its nonce and masking keys are
+/// the same on every run) talks to `rfc6455 echo` over loopback. Returns the steps and the
+/// client's own trace.
+fn client_session() -> (Vec<Step>, Vec<String>) {
+    use rfc6455::handshake::ClientRequest;
+    use rfc6455::{CloseCode, Config, Connection, Event};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
+        .args(["echo", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let banner = lines.next().unwrap().unwrap();
+    let addr = banner.split("ws://").nth(1).unwrap().trim_end_matches('/').to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+
+    let mut config = Config::default();
+    config.trace = true;
+    #[cfg(feature = "deflate")]
+    {
+        config.deflate = None;
+    }
+    let now = Instant::now();
+    let request = ClientRequest::new("localhost", "/chat").with_subprotocol("chat");
+    let mut sent = Vec::new();
+    let mut client =
+        Connection::client(Arc::new(config), &request, [1; 32], now, &mut sent).unwrap();
+    stream.write_all(&sent).unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).unwrap();
+        response.push(byte[0]);
+    }
+    let mut input = response.clone();
+    let mut none = Vec::new();
+    let r = client.receive(&mut input, now, &mut none);
+    assert!(matches!(r.event, Some(Event::Upgraded(_))), "{:?}", r.event);
+    let mut steps =
+        vec![Step { title: "The client's opening handshake", sent, received: response }];
+
+    let mut hello = Vec::new();
+    client.send_text(&mut hello, "Hello").unwrap();
+    stream.write_all(&hello).unwrap();
+    let mut echo = read_frames(&mut stream, 1);
+    steps.push(Step {
+        title: "A text frame, masked by the client",
+        sent: hello,
+        received: echo.clone(),
+    });
+    let r = client.receive(&mut echo, now, &mut none);
+    assert!(matches!(r.event, Some(Event::Message(_))), "{:?}", r.event);
+
+    let mut close = Vec::new();
+    client.close(&mut close, CloseCode::NORMAL, "", now).unwrap();
+    stream.write_all(&close).unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    steps.push(Step { title: "The closing handshake", sent: close, received: rest.clone() });
+    let r = client.receive(&mut rest, now, &mut none);
+    assert!(matches!(r.event, Some(Event::CloseReceived { .. })), "{:?}", r.event);
+    assert!(!client.closes_tcp_first(), "the client waits for the server's FIN (it came)");
+    let _ = server.kill();
+    let _ = server.wait();
+    (steps, client.take_trace())
+}
+
+#[test]
+fn protocol_md_shows_the_clients_side() {
+    let (steps, trace) = client_session();
+    check_block(BEGIN_CLIENT, &render_with(&steps, &trace, "The client's trace of this session"));
+    let request = String::from_utf8_lossy(&steps[0].sent);
+    assert!(request.contains("\r\nSec-WebSocket-Protocol: chat\r\n"), "{request}");
+    // §5.3: the client's frame has MASK=1 and a key; the server's echo has neither.
+    assert_eq!(steps[1].sent[1], 0x85);
+    assert_eq!(steps[1].received, [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
 }
 
 #[test]

@@ -126,3 +126,23 @@ impl DeflateConnection {
         }
     }
 }
+
+/// Checks that `out` is a sequence of whole frames as a client sends them (§5.1, §5.3: masked,
+/// each with another key; FIN set; control payloads of at most 125 bytes).
+pub fn check_client_frames(mut out: &[u8]) {
+    let mut keys = Vec::new();
+    while !out.is_empty() {
+        let (h, n) = match decode_header(out) {
+            Ok(Some(found)) => found,
+            other => panic!("client output is not a frame: {other:?}"),
+        };
+        let key = h.mask.expect("client frames are masked");
+        assert!(!keys.contains(&key), "a masking key used twice: {key:x?}");
+        keys.push(key);
+        assert!(h.fin, "{h:?}");
+        assert!(!h.opcode.is_control() || h.payload_len <= MAX_CONTROL_PAYLOAD, "{h:?}");
+        let len = usize::try_from(h.payload_len).expect("payload length fits usize");
+        assert!(out.len() - n >= len, "client frame cut short: {h:?}");
+        out = &out[n + len..];
+    }
+}

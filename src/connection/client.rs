@@ -54,6 +54,10 @@ impl Connection {
         keys.fill(&mut nonce);
         let key = BASE64.encode(nonce);
         let mut conn = Connection::new(config, now);
+        if let Some(lines) = conn.extras().trace.as_mut() {
+            lines.clear();
+            lines.push("§4.1 TCP connection open, sending the opening handshake".into());
+        }
         let offer = conn.compression_offer();
         // From here on the connection is a client's: it holds its `ClientSide` for life.
         conn.extras().client = Some(ClientSide {
@@ -120,6 +124,14 @@ impl Connection {
                 if let Some(client) = self.extras().client.as_mut() {
                     client.established = true;
                 }
+                self.trace(|| {
+                    let none = || "none".to_owned();
+                    format!(
+                        "§4.1 the 101 is valid: subprotocol {}, extensions {}",
+                        upgraded.subprotocol.clone().unwrap_or_else(none),
+                        upgraded.extensions.clone().unwrap_or_else(none)
+                    )
+                });
                 self.transition(State::Open, Some(now));
                 Event::Upgraded(upgraded)
             }

@@ -69,9 +69,9 @@ pub fn accept_answer(
             // negotiation offer being accepted by the extension negotiation response didn't
             // include" it. The server starts each message afresh: no inflater is kept.
             "server_no_context_takeover" => agreed.receive_context_takeover = false,
-            // §7.1.1.2: "If the received extension negotiation response includes the
-            // "client_no_context_takeover" extension parameter, the client MUST NOT use
-            // context takeover for messages it sends".
+            // §7.1.1.2: "By including the "client_no_context_takeover" extension parameter in
+            // an extension negotiation response, a server prevents the peer client from using
+            // context takeover." "A client MUST support" it: each message starts afresh.
             "client_no_context_takeover" => agreed.send_context_takeover = false,
             // §7.1.2.1: the server's window, "the same or smaller value as the offer"; the
             // server may name one even when the offer did not ask.

@@ -56,13 +56,15 @@ impl ClientRequest {
         self
     }
 
-    /// Checks what would go into the request: no CR or LF anywhere (they would end the head),
+    /// Checks what would go into the request: host, resource and origin in visible ASCII (so no
+    /// CR or LF, which would end the head, and no raw Unicode, §11.1.1),
     /// header names that are tokens, subprotocols that are tokens (§4.1: "non-empty strings
     /// with characters in the range U+0021 to U+007E not including separator characters"),
     /// no header the handshake writes itself.
     pub(crate) fn check(&self) -> Result<(), RequestError> {
-        let plain =
-            |s: &str| !s.is_empty() && !s.bytes().any(|b| b.is_ascii_control() || b == b' ');
+        // Visible ASCII only: a resource with Unicode in it is percent-encoded first (§11.1.1,
+        // `client::Url` does it), a host given in its ASCII form.
+        let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
         if !plain(&self.host) || !self.resource.starts_with('/') || !plain(&self.resource) {
             return Err(RequestError::InvalidTarget);
         }
@@ -172,7 +174,7 @@ pub enum UpgradeError {
     /// The head has more header fields than the configured limit.
     TooManyHeaders,
     /// "If the status code received from the server is not 101, the client handles the response
-    /// per HTTP [RFC2616] procedures": here, an error that carries what the server said.
+    /// per HTTP \[RFC2616\] procedures": here, an error that carries what the server said.
     Refused {
         /// The status, e.g. 401.
         status: u16,

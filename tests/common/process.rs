@@ -21,22 +21,11 @@ impl Process {
     /// Runs the example `name` of this package (building it first if `cargo test` did not),
     /// with `<args> --listen 127.0.0.1:0`, and waits for the address it prints.
     pub fn start_example(name: &str, args: &[&str]) -> Process {
-        // Examples land in `examples/` beside the package's binaries, in the same profile.
-        let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_rfc6455")).parent().unwrap();
-        let path = bin_dir.join("examples").join(name);
-        if !path.exists() {
-            let release = bin_dir.ends_with("release");
-            let mut cargo = Command::new(env!("CARGO"));
-            cargo.args(["build", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cargo.arg("--release");
-            }
-            assert!(cargo.status().unwrap().success(), "cargo build --example {name}");
-        }
+        let path = example_path(name);
         Process::start_program(path.to_str().unwrap(), args, None)
     }
 
-    fn start_program(bin: &str, args: &[&str], fd_limit: Option<u32>) -> Process {
+    pub fn start_program(bin: &str, args: &[&str], fd_limit: Option<u32>) -> Process {
         let mut command = match fd_limit {
             Some(limit) => {
                 let mut c = Command::new("sh");
@@ -127,4 +116,21 @@ pub fn unread_bytes(local: u16, remote: u16) -> Option<u64> {
         let (_, rx) = queues.split_once(':')?;
         u64::from_str_radix(rx, 16).ok()
     })
+}
+
+/// The example `name` of this package, built (or found up to date) by cargo first: `cargo test
+/// --test examples` alone does not build examples, and a stale one would be tested otherwise.
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    // Examples land in `examples/` beside the package's binaries, in the same profile.
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_rfc6455")).parent().unwrap();
+    let release = bin_dir.ends_with("release");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(["build", "--quiet", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if release {
+        cargo.arg("--release");
+    }
+    #[cfg(not(feature = "deflate"))]
+    cargo.arg("--no-default-features");
+    assert!(cargo.status().unwrap().success(), "cargo build --example {name}");
+    bin_dir.join("examples").join(name)
 }

@@ -183,6 +183,8 @@ fn requests_that_cannot_be_sent_are_refused() {
         (ClientRequest::new("h", "no-slash"), RequestError::InvalidTarget),
         (ClientRequest::new("h", "/a b"), RequestError::InvalidTarget),
         (ClientRequest::new("h\r\nX: 1", "/"), RequestError::InvalidTarget),
+        (ClientRequest::new("h", "/ü"), RequestError::InvalidTarget),
+        (ClientRequest::new("bücher.example", "/"), RequestError::InvalidTarget),
         (request().with_subprotocol("a b"), RequestError::InvalidSubprotocol),
         (request().with_subprotocol("a").with_subprotocol("a"), RequestError::InvalidSubprotocol),
         (request().with_header("Upgrade", "h2c"), RequestError::ReservedHeader),
@@ -415,6 +417,19 @@ fn a_server_that_never_answers_times_the_handshake_out() {
     let event = conn.handle_timeout(deadline, &mut Vec::new());
     assert_eq!(event, Some(Event::TimedOut(State::Connecting)));
     assert!(conn.closes_tcp_first());
+}
+
+#[test]
+fn nothing_is_sent_before_the_101() {
+    // §4.1: "Once the client's opening handshake has been sent, the client MUST wait for a
+    // response from the server before sending any further data."
+    let now = Instant::now();
+    let (mut conn, _) = client(plain_config(), &request(), now);
+    let mut out = Vec::new();
+    assert_eq!(conn.send_text(&mut out, "early"), Err(SendError::NotOpen));
+    assert_eq!(conn.ping(&mut out, b""), Err(SendError::NotOpen));
+    assert_eq!(conn.close(&mut out, CloseCode::NORMAL, "", now), Err(SendError::NotOpen));
+    assert!(out.is_empty());
 }
 
 #[test]

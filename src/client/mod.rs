@@ -1,0 +1,19 @@
+//! The client's drivers: the sans-I/O client ([`Connection::client`]) over real sockets.
+//!
+//! - [`Client`]: one connection over a blocking `std::net::TcpStream` (connect, send, receive,
+//!   close), for tools, tests and scripts. `examples/blocking_client.rs` and
+//!   `examples/autobahn_client.rs` use it.
+//! - [`Session`]: one connection over a non-blocking mio socket, for many connections on one
+//!   thread (`examples/mio_clients.rs`) or a client beside other work (`rfc6455 client` on
+//!   the command line, which also reads standard input).
+//! - [`Url`]: `ws://` and `wss://` URIs (RFC 6455 §3).
+//!
+//! [`Connection::client`]: crate::Connection::client
+
+mod blocking;
+mod session;
+mod url;
+
+pub use blocking::{Client, ClientError, ClientOptions, Incoming};
+pub use session::{Session, Update};
+pub use url::{Url, UrlError};
