@@ -116,8 +116,9 @@ EOF
   log "using port $port (temporary spec $run_spec)"
 fi
 
-# --- fresh reports dir ---------------------------------------------------------------------
-rm -rf "$reports_dir"
+# --- fresh reports (this side's only: the client's, in reports/clients, stay) --------------
+rm -rf "$reports_dir/servers" "$reports_dir/server.log" "$reports_dir/wstest.log" \
+  "$reports_dir/timing.txt"
 mkdir -p "$reports_dir"
 
 # --- start the server ----------------------------------------------------------------------
@@ -175,7 +176,7 @@ check_args=("$index")
 docs="${AUTOBAHN_DOCS-$root/docs/conformance.md}"
 if [ -n "$docs" ]; then
   tester=$(wstest --autobahnversion 2>/dev/null | sed '/^[[:space:]]*$/d' | paste -sd, - | sed 's/,/, /g')
-  check_args+=(--markdown "$docs" --tester "$tester")
+  check_args+=(--side server --markdown "$docs" --tester "$tester")
 fi
 set +e
 python3 "$script_dir/autobahn_check.py" "${check_args[@]}"

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Check an Autobahn|TestSuite fuzzingclient report (index.json) for the rfc6455 server.
+"""Check an Autobahn|TestSuite report (index.json) for the rfc6455 server or client.
 
 Usage:
-    python3 scripts/autobahn_check.py [INDEX_JSON] [--agent NAME] [--markdown FILE]
+    python3 scripts/autobahn_check.py [INDEX_JSON] [--side server|client] [--agent NAME]
+                                      [--markdown FILE] [--tester TEXT]
 
-INDEX_JSON defaults to autobahn/reports/servers/index.json in the project root. Its
-layout is {agent: {case_id: {"behavior", "behaviorClose", "duration" (ms), "reportfile", ...}}}.
+--side server (the default) reads a fuzzingclient report, INDEX_JSON defaulting to
+autobahn/reports/servers/index.json; --side client reads a fuzzingserver report, defaulting to
+autobahn/reports/clients/index.json. Both have the layout
+{agent: {case_id: {"behavior", "behaviorClose", "duration" (ms), "reportfile", ...}}}.
+--markdown FILE rewrites that side's part of FILE (between its BEGIN/END markers), keeping the
+other side's.
 
 Exit status 0 only if exactly EXPECTED_CASES cases (all 517) are present and every one of them
 has behavior and behaviorClose in {OK, INFORMATIONAL}; 1 otherwise; 2 on bad input.
@@ -30,7 +35,15 @@ SECTIONS = range(1, 14)
 PASSING = ("OK", "INFORMATIONAL")
 COLUMNS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
 DEFAULT_AGENT = "rfc6455"
-REPRODUCE = "scripts/autobahn.sh"
+SIDES = {
+    "server": {"script": "scripts/autobahn.sh", "reports": "servers",
+               "title": "The server: `wstest -m fuzzingclient` against `rfc6455 echo`",
+               "spec": "autobahn/fuzzingclient.json"},
+    "client": {"script": "scripts/autobahn-client.sh", "reports": "clients",
+               "title": "The client: `examples/autobahn_client.rs` against "
+                        "`wstest -m fuzzingserver`",
+               "spec": "autobahn/fuzzingserver.json"},
+}
 
 
 def case_key(case_id):
@@ -135,15 +148,18 @@ def bad_line(case_id, result):
 def main(argv=None):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("index", nargs="?",
-                    default=os.path.join(root, "autobahn", "reports", "servers", "index.json"),
-                    help="path to wstest's index.json")
+    ap.add_argument("index", nargs="?", help="path to wstest's index.json")
+    ap.add_argument("--side", choices=sorted(SIDES), default="server",
+                    help="which role the report tests (default: %(default)s)")
     ap.add_argument("--agent", default=DEFAULT_AGENT,
                     help="agent name in index.json (default: %(default)s)")
     ap.add_argument("--markdown", metavar="FILE", help="also write a markdown summary to FILE")
     ap.add_argument("--tester", metavar="TEXT",
                     help="the tester's version for the summary (default: ask wstest)")
     args = ap.parse_args(argv)
+    if args.index is None:
+        args.index = os.path.join(root, "autobahn", "reports", SIDES[args.side]["reports"],
+                                  "index.json")
 
     try:
         with open(args.index, encoding="utf-8") as f:
@@ -187,50 +203,87 @@ def main(argv=None):
 
     if args.markdown:
         tester = args.tester or wstest_version()
-        write_markdown(args.markdown, tester, rows, bad, in_scope, index[args.agent], passed)
+        section = side_markdown(args.side, tester, rows, bad, in_scope, index[args.agent],
+                                passed)
+        write_markdown(args.markdown, args.side, section)
         print("wrote %s" % args.markdown)
 
     return 0 if passed else 1
 
 
-def write_markdown(path, version, rows, bad, in_scope, cases, passed):
-    """docs/conformance.md: what the run found, and nothing that changes from run to run (no
-    date, commit or durations), so that CI can fail when the committed file differs."""
-    lines = ["# Autobahn|TestSuite conformance", ""]
-    lines.append("Written by `%s` on every run, from the run's own report; CI runs it and "
-                 "fails if this file then differs from the committed one." % REPRODUCE)
-    lines.append("")
+def side_markdown(side, version, rows, bad, in_scope, cases, passed):
+    """One side's part of docs/conformance.md: what the run found, and nothing that changes
+    from run to run (no date, commit or durations), so that CI can fail when the committed
+    file differs."""
+    info = SIDES[side]
+    lines = ["## " + info["title"], ""]
     lines.append("- Tester: %s" % (version or "wstest (version not available)"))
-    lines.append("- Mode: `wstest -m fuzzingclient` against `rfc6455 echo`, "
-                 "spec `autobahn/fuzzingclient.json`")
+    lines.append("- Spec: `%s`; written by `%s`" % (info["spec"], info["script"]))
     lines.append("- Result: **%s** (%d of %d expected cases, sections 12 and 13 "
                  "(permessage-deflate) included, %d not OK/INFORMATIONAL)"
                  % ("PASS" if passed else "FAIL", len(in_scope), EXPECTED_CASES, len(bad)))
     lines.append("")
     lines += table_lines(rows, markdown=True)
     lines.append("")
-    lines.append("A case counts in the worst column of its two verdicts (behavior and "
-                 "closing behavior); WRONG CODE, UNCLEAN and FAILED BY CLIENT count as FAILED.")
     informational = [c for c in in_scope
                      if classify(cases[c].get("behavior"), cases[c].get("behaviorClose"))
                      == "INFORMATIONAL"]
     if informational:
         lines.append("INFORMATIONAL (the suite records what happened, with no verdict): %s."
                      % ", ".join(informational))
-    if bad:
         lines.append("")
-        lines.append("## Cases not OK/INFORMATIONAL")
+    if bad:
+        lines.append("Cases not OK/INFORMATIONAL:")
         lines.append("")
         lines.append("| Case | behavior | behaviorClose | remoteCloseCode |")
         lines.append("|---|---|---|---:|")
         for case_id, r in bad:
             lines.append("| %s | %s | %s | %s |" % (case_id, r.get("behavior"),
                          r.get("behaviorClose"), r.get("remoteCloseCode")))
+        lines.append("")
+    return lines
+
+
+def marker(side, end=False):
+    if end:
+        return "<!-- END %s -->" % side
+    return "<!-- BEGIN %s: written by %s -->" % (side, SIDES[side]["script"])
+
+
+def write_markdown(path, side, section):
+    """Rewrites `side`'s part of the file, keeping the other side's part as it was."""
+    parts = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = f.read()
+        for name in SIDES:
+            start, end = old.find(marker(name)), old.find(marker(name, end=True))
+            if start >= 0 and end > start:
+                body = old[start + len(marker(name)):end].strip("\n").split("\n")
+                parts[name] = body
+    except OSError:
+        pass
+    parts[side] = section
+    lines = ["# Autobahn|TestSuite conformance", ""]
+    lines.append("Both roles run Autobahn's 517 cases. Each part below is written by its "
+                 "script on every run, from the run's own report; CI runs both and fails if "
+                 "this file then differs from the committed one. A case counts in the worst "
+                 "column of its two verdicts (behavior and closing behavior); WRONG CODE, "
+                 "UNCLEAN and FAILED BY CLIENT count as FAILED.")
     lines.append("")
+    for name in ("server", "client"):
+        lines.append(marker(name))
+        lines += parts.get(name) or ["## " + SIDES[name]["title"], "",
+                                     "Not run yet: `%s`." % SIDES[name]["script"], ""]
+        while lines and lines[-1] == "":
+            lines.pop()
+        lines.append(marker(name, end=True))
+        lines.append("")
     lines.append("## Reproduce")
     lines.append("")
     lines.append("```sh")
-    lines.append("%s   # runs the suite, checks it, rewrites this file" % REPRODUCE)
+    lines.append("scripts/autobahn.sh          # the server; rewrites its part of this file")
+    lines.append("scripts/autobahn-client.sh   # the client; rewrites its part of this file")
     lines.append("```")
     lines.append("")
     parent = os.path.dirname(os.path.abspath(path))

@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
 #   SECONDS_PER_TARGET   fuzzing time of each target (default 30); the build comes on top
-#   TARGET               frame_header, handshake, connection, utf8 (default: all four, in turn)
+#   TARGET               frame_header, handshake, connection, utf8, deflate, client (default:
+#                        all of them, in turn)
 #
 # Each target starts from its committed seeds (fuzz/seeds/<target>/) and the minimized crashers
 # kept as regressions (fuzz/regressions/<target>/), and grows a working corpus that git ignores
@@ -23,7 +24,7 @@ set -euo pipefail
 main() {
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   fuzz="$root/fuzz"
-  all_targets=(frame_header handshake connection utf8 deflate)
+  all_targets=(frame_header handshake connection utf8 deflate client)
 
   seconds=${1:-30}
   if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
@@ -63,7 +64,7 @@ main() {
     dirs=("$corpus" "$fuzz/seeds/$t")
     [ -d "$fuzz/regressions/$t" ] && dirs+=("$fuzz/regressions/$t")
     extra=()
-    case "$t" in handshake | connection) extra+=(-dict="$fuzz/dicts/http.dict") ;; esac
+    case "$t" in handshake | connection | client) extra+=(-dict="$fuzz/dicts/http.dict") ;; esac
     log="$fuzz/logs/$t.log"
     echo "fuzzing $t for $seconds s (log: fuzz/logs/$t.log)"
     t0=$(date +%s)
