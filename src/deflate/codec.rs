@@ -80,6 +80,13 @@ impl Compressor {
         if out[start..].ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
         }
+        // zlib writes nothing for an empty message right after a flush (a second flush in a
+        // row has nothing to do), but an empty payload would leave the peer's inflater inside
+        // the stored block that the tail it appends begins. §7.2.3.6 gives the payload for
+        // "an empty DEFLATE block with no compression": the single octet 0x00.
+        if out.len() == start {
+            out.push(0x00);
+        }
     }
 
     /// Forgets the history: the next message refers to nothing before it.
@@ -94,6 +101,8 @@ pub(crate) struct Decompressor {
     inner: zlib_rs::Inflate,
     /// The stream ended with a BFINAL block: what follows in this message is not inflated.
     ended: bool,
+    /// Some of this message's payload has been inflated (see [`Decompressor::finish`]).
+    fed: bool,
 }
 
 impl std::fmt::Debug for Decompressor {
@@ -107,7 +116,7 @@ impl Decompressor {
     pub(crate) fn new(window_bits: u8) -> Decompressor {
         // zlib compresses a promised 2^8 window with 2^9: inflate with at least that.
         let bits = window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
-        Decompressor { inner: zlib_rs::Inflate::new(false, bits), ended: false }
+        Decompressor { inner: zlib_rs::Inflate::new(false, bits), ended: false, fed: false }
     }
 
     /// Inflates `input`, a piece of a compressed message, appending to `out`, which may hold
@@ -119,6 +128,7 @@ impl Decompressor {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
+        self.fed |= !input.is_empty();
         let mut consumed = 0;
         while !self.ended {
             if out.len() > limit {
@@ -159,8 +169,18 @@ impl Decompressor {
 
     /// §7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff to the tail end of the payload of the
     /// message" and inflate them: the end of the message.
+    ///
+    /// A message whose payload is empty is the empty message, and its tail is not inflated:
+    /// alone, `00 00 ff ff` begins a stored block of 0xff00 octets, which would swallow the
+    /// next message of a connection that keeps its context (RFC 7692 gives no meaning to an
+    /// empty compressed payload; this is our reading, and zlib-based senders produce one).
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
-        self.inflate(&TAIL, out, limit)?;
+        if !self.fed {
+            return Ok(());
+        }
+        let result = self.inflate(&TAIL, out, limit);
+        self.fed = false;
+        result?;
         if self.ended {
             // A BFINAL block ended the stream: the next message starts a new one (a peer that
             // ends its stream cannot take context over).
@@ -174,6 +194,7 @@ impl Decompressor {
     pub(crate) fn reset(&mut self) {
         self.inner.reset(false);
         self.ended = false;
+        self.fed = false;
     }
 }
 
@@ -304,6 +325,35 @@ mod tests {
             inflater.finish(&mut out, 100).unwrap();
         }
         assert_eq!(out, b"HelloHello");
+    }
+
+    /// §7.2.3.6: empty messages in a row with context takeover. zlib has nothing to flush
+    /// for the second, so the compressor sends the empty stored block's one octet, 0x00; an
+    /// empty payload from a peer that does not is the empty message, and what follows it
+    /// still inflates. (Found by the connection's round-trip property test.)
+    #[test]
+    fn empty_messages_with_context_takeover() {
+        let config = DeflateConfig::default();
+        let mut compressor = Compressor::new(9, &config);
+        let mut payloads = Vec::new();
+        for message in [&b""[..], b"", b"", b"after"] {
+            let mut out = Vec::new();
+            compressor.compress(message, &mut out);
+            assert!(!out.is_empty());
+            payloads.push(out);
+        }
+        assert_eq!(payloads[1], [0x00]);
+        // And a peer's empty payload, between two messages.
+        payloads.insert(2, Vec::new());
+        let mut inflater = Decompressor::new(9);
+        let mut messages = Vec::new();
+        for payload in &payloads {
+            let mut out = Vec::new();
+            inflater.inflate(payload, &mut out, 100).unwrap();
+            inflater.finish(&mut out, 100).unwrap();
+            messages.push(out);
+        }
+        assert_eq!(messages, [&b""[..], b"", b"", b"", b"after"]);
     }
 
     #[test]
