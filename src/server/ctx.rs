@@ -216,11 +216,21 @@ impl<'s, S> Ctx<'s, S> {
     /// Queues a frame encoded once for every open connection (the current one included), in
     /// table order.
     pub fn broadcast(&mut self, frame: &SharedFrame) -> Delivery {
+        self.broadcast_skipping(frame, None)
+    }
+
+    /// Queues a frame for every open connection but `skip` (a newcomer that gets what came
+    /// before it some other way: a history).
+    pub fn broadcast_except(&mut self, frame: &SharedFrame, skip: ConnId) -> Delivery {
+        self.broadcast_skipping(frame, Some(skip))
+    }
+
+    fn broadcast_skipping(&mut self, frame: &SharedFrame, skip: Option<ConnId>) -> Delivery {
         let mut delivery = Delivery::default();
         let Table { conns, pool, touched, max_outbox, .. } = &mut *self.table;
         for (id, entry) in conns.iter_mut() {
             let is_current = Some(id) == self.current;
-            if is_current && !self.current_open {
+            if (is_current && !self.current_open) || Some(id) == skip {
                 continue;
             }
             let out = is_current.then_some(&mut *self.out);

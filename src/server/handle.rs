@@ -7,7 +7,7 @@ use crate::close::CloseCode;
 use mio::Waker;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 /// What another thread asked the loop to do.
@@ -17,6 +17,9 @@ pub(crate) enum Command {
     Broadcast(SharedFrame),
     Close { to: ConnId, code: CloseCode, reason: String },
 }
+
+/// A connection another loop accepted, for this loop to serve.
+pub(crate) type Adoption = (mio::net::TcpStream, std::net::IpAddr);
 
 /// A command could not be queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +60,15 @@ pub struct ServerHandle {
     /// Set by a sender that woke the loop, cleared by the loop before it drains the queue:
     /// a burst of sends costs one wakeup, not one each.
     wake_pending: Arc<AtomicBool>,
+    /// Set by [`ServerHandle::notify`], cleared by the loop when it calls
+    /// `Handler::on_notify`.
+    notified: Arc<AtomicBool>,
     shutdown: Arc<AtomicBool>,
+    /// The connections the loop holds, as of its last turn, plus those handed to it since.
+    load: Arc<AtomicUsize>,
+    /// Connections handed to the loop by an acceptor (a queue of their own: they are not the
+    /// embedder's commands, and are never dropped for them).
+    adoptions: SyncSender<Adoption>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -98,6 +109,16 @@ impl ServerHandle {
         self.push(Command::Close { to, code, reason: reason.to_owned() })
     }
 
+    /// Asks the loop to call [`Handler::on_notify`](super::Handler::on_notify) on its next
+    /// turn: another thread left the handler work (in a queue the two share, say). Several
+    /// notifies before the loop gets to it make one call. Never refused, never blocks.
+    pub fn notify(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            // A failed wake only delays the call to the next wakeup.
+            let _ = self.waker.wake();
+        }
+    }
+
     /// Asks the loop to stop: it stops accepting, sends every open connection a Close frame
     /// with 1001 (going away), and returns from `Server::run` once they are closed or
     /// `Options::shutdown_timeout` has passed. Never refused, even with a full queue.
@@ -105,6 +126,29 @@ impl ServerHandle {
         self.shutdown.store(true, Ordering::SeqCst);
         // A failed wake only delays the stop to the next wakeup.
         let _ = self.waker.wake();
+    }
+
+    /// Hands the loop a connection to serve; gives it back if the loop cannot take it.
+    pub(crate) fn adopt(
+        &self,
+        stream: mio::net::TcpStream,
+        ip: std::net::IpAddr,
+    ) -> Result<(), mio::net::TcpStream> {
+        if let Err(TrySendError::Full((stream, _)) | TrySendError::Disconnected((stream, _))) =
+            self.adoptions.try_send((stream, ip))
+        {
+            return Err(stream);
+        }
+        self.load.fetch_add(1, Ordering::Relaxed);
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// The loop's connections as last published, plus those handed to it since.
+    pub(crate) fn load(&self) -> usize {
+        self.load.load(Ordering::Relaxed)
     }
 
     fn push(&self, command: Command) -> Result<(), HandleError> {
@@ -123,24 +167,46 @@ impl ServerHandle {
 pub(crate) struct Mailbox {
     commands: Receiver<Command>,
     capacity: usize,
+    adoptions: Receiver<Adoption>,
     pub(crate) handle: ServerHandle,
 }
 
 impl Mailbox {
     pub(crate) fn new(waker: Arc<Waker>, capacity: usize) -> Mailbox {
         let (tx, rx) = sync_channel(capacity.max(1));
+        // As many as a kernel backlog holds: an acceptor that finds this full tries another
+        // loop, or keeps the connection itself.
+        let (adopt_tx, adoptions) = sync_channel(1024);
         let handle = ServerHandle {
             commands: tx,
+            adoptions: adopt_tx,
             waker,
             wake_pending: Arc::new(AtomicBool::new(false)),
+            notified: Arc::new(AtomicBool::new(false)),
             shutdown: Arc::new(AtomicBool::new(false)),
+            load: Arc::new(AtomicUsize::new(0)),
         };
-        Mailbox { commands: rx, capacity: capacity.max(1), handle }
+        Mailbox { commands: rx, capacity: capacity.max(1), adoptions, handle }
     }
 
     /// Whether a shutdown was asked for.
     pub(crate) fn shutdown_asked(&self) -> bool {
         self.handle.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// The loop's connection count, for an acceptor choosing where to hand the next one.
+    pub(crate) fn publish_load(&self, connections: usize) {
+        self.handle.load.store(connections, Ordering::Relaxed);
+    }
+
+    /// Whether [`ServerHandle::notify`] was called since the last time this was asked.
+    pub(crate) fn take_notified(&self) -> bool {
+        self.handle.notified.swap(false, Ordering::AcqRel)
+    }
+
+    /// The connections handed over since the last call.
+    pub(crate) fn take_adoptions(&self) -> impl Iterator<Item = Adoption> + '_ {
+        self.adoptions.try_iter()
     }
 
     /// The commands waiting now, at most one queue's worth (so that senders that never stop

@@ -26,10 +26,12 @@
 //! ([`Handler::poll_timeout`]); the loop keeps the connections' in a heap and uses the nearest
 //! as its poll timeout. Nothing sleeps.
 
+mod caps;
 mod ctx;
 mod event_loop;
 mod handle;
 mod log;
+mod loops;
 mod outbox;
 mod slab;
 
@@ -38,6 +40,7 @@ pub use ctx::{Ctx, Delivery};
 pub use event_loop::Server;
 pub use handle::{HandleError, ServerHandle};
 pub use log::{Log, Record};
+pub use loops::{Balance, Loops, Running};
 pub use slab::ConnId;
 
 use crate::close::CloseCode;
@@ -65,9 +68,11 @@ pub struct Options {
     /// The most bytes that other connections may queue for one connection; past it, the
     /// connection is closed with 1008 (a slow reader must not hold memory or slow others).
     pub max_outbox: usize,
-    /// The most connections held at once; further ones are refused with 503.
+    /// The most connections held at once (by all the [`Loops`] of a server together);
+    /// further ones are refused with 503.
     pub max_connections: usize,
-    /// The most connections held at once from one peer address; further ones get 503.
+    /// The most connections held at once from one peer address (all loops together); further
+    /// ones get 503.
     pub max_connections_per_ip: usize,
     /// After a shutdown is asked for, how long open connections get to finish their closing
     /// handshake before `Server::run` returns anyway.
@@ -78,6 +83,11 @@ pub struct Options {
     /// Where the server reports what it does (`--trace` lines, refused answers); `None`:
     /// nowhere. The library never prints.
     pub log: Option<Arc<dyn Log>>,
+    /// Bind with `SO_REUSEPORT`, so that several servers (several event loops, see [`Loops`])
+    /// listen on one address and the kernel spreads new connections over them.
+    pub reuse_port: bool,
+    /// The connection caps' counts, when several servers share them ([`Loops`] sets it).
+    pub(crate) caps: Option<Arc<caps::Caps>>,
 }
 
 impl Default for Options {
@@ -95,6 +105,8 @@ impl Default for Options {
             shutdown_timeout: Duration::from_secs(3),
             command_queue: 4096,
             log: None,
+            reuse_port: false,
+            caps: None,
         }
     }
 }
@@ -112,6 +124,7 @@ impl std::fmt::Debug for Options {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("command_queue", &self.command_queue)
             .field("log", &self.log.as_ref().map(|_| "set"))
+            .field("reuse_port", &self.reuse_port)
             .finish()
     }
 }
@@ -217,6 +230,13 @@ pub trait Handler {
 
     /// The handler's own timer is due (`ctx.id()` is `None`).
     fn on_timeout(&mut self, ctx: &mut Ctx<'_, Self::State>) {
+        let _ = ctx;
+    }
+
+    /// [`ServerHandle::notify`] was called since the last call (`ctx.id()` is `None`): another
+    /// thread left work for this handler, in something the two share. Several loops of one
+    /// application ([`Loops`]) reach each other this way.
+    fn on_notify(&mut self, ctx: &mut Ctx<'_, Self::State>) {
         let _ = ctx;
     }
 }

@@ -9,7 +9,7 @@ use rfc6455::echo::Echo;
 use rfc6455::frame::{self, FrameHeader, OpCode};
 use rfc6455::handshake::accept_key;
 use rfc6455::mask::apply_mask;
-use rfc6455::server::{Handler, Options, Server, ServerHandle};
+use rfc6455::server::{Handler, Loops, Options, Running, Server, ServerHandle};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread::JoinHandle;
@@ -19,14 +19,23 @@ use std::time::Duration;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
-/// A server running on its own thread on 127.0.0.1, port 0.
+/// How many event loops the servers of the chat and echo suites run: `RFC6455_TEST_LOOPS`
+/// (CI runs those suites with 1 and with 2), 1 by default.
+pub fn test_loops() -> usize {
+    std::env::var("RFC6455_TEST_LOOPS").ok().and_then(|n| n.parse().ok()).unwrap_or(1).max(1)
+}
+
+/// A server running on its own thread on 127.0.0.1, port 0 (or several loops, each on its
+/// own thread, sharing the port).
 pub struct TestServer<H: Handler + Send + 'static>
 where
     H::State: Send,
 {
     pub addr: SocketAddr,
+    /// The first loop's handle.
     pub handle: ServerHandle,
     thread: Option<JoinHandle<H>>,
+    group: Option<Running<H>>,
 }
 
 impl<H: Handler + Send + 'static> TestServer<H>
@@ -41,19 +50,50 @@ where
             server.run().unwrap();
             server.into_handler()
         });
-        TestServer { addr, handle, thread: Some(thread) }
+        TestServer { addr, handle, thread: Some(thread), group: None }
     }
 
-    /// Stops the server and gives its handler back.
+    /// One loop per handler (`attach` gets the first handler and every loop's handle before
+    /// they start); a single handler runs as [`TestServer::start`] does.
+    pub fn start_group(
+        options: Options,
+        mut handlers: Vec<H>,
+        attach: impl FnOnce(&H, Vec<ServerHandle>),
+    ) -> TestServer<H> {
+        if handlers.len() == 1 {
+            let server = Server::bind("127.0.0.1:0".parse().unwrap(), options, handlers.remove(0));
+            let mut server = server.unwrap();
+            attach(server.handler(), vec![server.handle()]);
+            let (addr, handle) = (server.local_addr().unwrap(), server.handle());
+            let thread = std::thread::spawn(move || {
+                server.run().unwrap();
+                server.into_handler()
+            });
+            return TestServer { addr, handle, thread: Some(thread), group: None };
+        }
+        let loops = Loops::bind("127.0.0.1:0".parse().unwrap(), options, handlers).unwrap();
+        attach(loops.handler(0).unwrap(), loops.handles());
+        let running = loops.spawn().unwrap();
+        let (addr, handle) = (running.local_addr(), running.handles()[0].clone());
+        TestServer { addr, handle, thread: None, group: Some(running) }
+    }
+
+    /// Stops the server and gives its (first loop's) handler back.
     pub fn stop(mut self) -> H {
+        if let Some(group) = self.group.take() {
+            group.shutdown();
+            return group.join().unwrap().remove(0);
+        }
         self.handle.shutdown();
         self.thread.take().unwrap().join().unwrap()
     }
 }
 
 impl TestServer<Echo> {
+    /// An echo server with [`test_loops`] event loops.
     pub fn echo(options: Options) -> TestServer<Echo> {
-        TestServer::start(options, Echo::default())
+        let handlers = (0..test_loops()).map(|_| Echo::default()).collect();
+        TestServer::start_group(options, handlers, |_, _| {})
     }
 }
 
@@ -62,6 +102,10 @@ where
     H::State: Send,
 {
     fn drop(&mut self) {
+        if let Some(group) = self.group.take() {
+            group.shutdown();
+            let _ = group.join();
+        }
         self.handle.shutdown();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -40,22 +40,33 @@ impl<H: Handler> Server<H> {
                 // ECONNABORTED and the like concern one pending connection only.
                 Err(_) => continue,
             };
-            self.admit(stream, peer.ip(), now);
+            self.hand_out(stream, peer.ip(), now);
         }
+    }
+
+    /// Admits a connection here, or (the acceptor of several loops) hands it to the loop that
+    /// holds the fewest: counts that loop publishes once per turn, plus the connections handed
+    /// to it since. A loop whose queue is full or that has stopped is skipped.
+    fn hand_out(&mut self, mut stream: TcpStream, ip: IpAddr, now: Instant) {
+        let mut order: Vec<(usize, Option<usize>)> = Vec::with_capacity(self.peers.len() + 1);
+        order.push((self.table.conns.len(), None));
+        order.extend(self.peers.iter().enumerate().map(|(i, peer)| (peer.load(), Some(i))));
+        order.sort_unstable();
+        for (_, target) in order {
+            let Some(i) = target else { break };
+            match self.peers[i].adopt(stream, ip) {
+                Ok(()) => return,
+                Err(back) => stream = back,
+            }
+        }
+        self.admit(stream, ip, now);
     }
 
     /// Puts an accepted connection in the table, or refuses it with 503 when the server or
     /// its peer address is at its cap.
-    fn admit(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
-        let active = self.table.conns.len() - self.refusing;
-        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
-        let refusal = if active >= self.options.max_connections {
-            Some("server at connection limit")
-        } else if from_ip >= self.options.max_connections_per_ip {
-            Some("too many connections from this address")
-        } else {
-            None
-        };
+    pub(super) fn admit(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
+        let (max, max_per_ip) = (self.options.max_connections, self.options.max_connections_per_ip);
+        let refusal = self.caps.admit(ip, max, max_per_ip).err();
         if refusal.is_some() && self.refusing >= REFUSAL_RESERVE {
             // Too many refusals in flight already: drop this one unanswered.
             return;
@@ -85,11 +96,13 @@ impl<H: Handler> Server<H> {
             touched: false,
             doomed: false,
         }) else {
+            if refusal.is_none() {
+                self.caps.release(ip);
+            }
             return;
         };
-        match refusal {
-            Some(_) => self.refusing += 1,
-            None => *self.per_ip.entry(ip).or_insert(0) += 1,
+        if refusal.is_some() {
+            self.refusing += 1;
         }
         let registry = self.poll.registry();
         let Some(entry) = self.table.conns.get_mut(id) else { return };

@@ -4,9 +4,11 @@
 //! handing a connection's events to the handler is in `turn.rs`.
 
 mod accept;
+mod listen;
 mod serve;
 mod turn;
 
+use super::caps::Caps;
 use super::ctx::{Ctx, Table};
 use super::handle::{Command, Mailbox};
 use super::outbox::Pool;
@@ -19,9 +21,9 @@ use crate::state::State;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use turn::Turn;
@@ -32,8 +34,11 @@ const WAKER: Token = Token(usize::MAX - 1);
 /// A WebSocket server: a listener, a connection table and a [`Handler`], run by one thread.
 pub struct Server<H: Handler> {
     poll: Poll,
-    /// `None` once shutting down: the port is closed to new connections.
+    /// `None` once shutting down (the port is closed to new connections), and for a loop that
+    /// is handed its connections by another.
     listener: Option<TcpListener>,
+    /// The other loops this one hands accepted connections to (`Balance::Acceptor`).
+    peers: Vec<ServerHandle>,
     local_addr: SocketAddr,
     options: Options,
     config: Arc<Config>,
@@ -50,8 +55,8 @@ pub struct Server<H: Handler> {
     /// Commands from [`ServerHandle`]s.
     mailbox: Mailbox,
     accept_paused_until: Option<Instant>,
-    /// Open connections per peer address, for `Options::max_connections_per_ip`.
-    per_ip: HashMap<IpAddr, usize>,
+    /// The connection caps, shared by every loop of one server ([`super::Loops`]).
+    caps: Arc<Caps>,
     /// Entries that are only there to send a 503 and close.
     refusing: usize,
     /// Set when shutdown began: the time by which `run` returns.
@@ -61,14 +66,40 @@ pub struct Server<H: Handler> {
 impl<H: Handler> Server<H> {
     /// Binds a listening socket; [`Server::run`] starts serving.
     pub fn bind(addr: SocketAddr, options: Options, handler: H) -> io::Result<Server<H>> {
-        let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(addr)?;
+        let listener = match options.reuse_port {
+            true => listen::bind_reusing_port(addr)?,
+            false => TcpListener::bind(addr)?,
+        };
         let local_addr = listener.local_addr()?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        Server::new(Some(listener), local_addr, options, handler)
+    }
+
+    /// A server that accepts nothing itself: another loop of the same [`super::Loops`] hands
+    /// it the connections it accepted (`Balance::Acceptor`). `local_addr` is that loop's.
+    pub(crate) fn without_listener(
+        local_addr: SocketAddr,
+        options: Options,
+        handler: H,
+    ) -> io::Result<Server<H>> {
+        Server::new(None, local_addr, options, handler)
+    }
+
+    fn new(
+        mut listener: Option<TcpListener>,
+        local_addr: SocketAddr,
+        options: Options,
+        handler: H,
+    ) -> io::Result<Server<H>> {
+        let poll = Poll::new()?;
+        if let Some(listener) = &mut listener {
+            poll.registry().register(listener, LISTENER, Interest::READABLE)?;
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let caps = options.caps.clone().unwrap_or_default();
         Ok(Server {
             poll,
-            listener: Some(listener),
+            listener,
+            peers: Vec::new(),
             local_addr,
             config: Arc::new(options.connection.clone()),
             read_buf: vec![0; options.read_buffer_size.max(1)],
@@ -87,7 +118,7 @@ impl<H: Handler> Server<H> {
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
             accept_paused_until: None,
-            per_ip: HashMap::new(),
+            caps,
             refusing: 0,
             shutdown_deadline: None,
         })
@@ -106,6 +137,12 @@ impl<H: Handler> Server<H> {
     /// The handler.
     pub fn handler(&self) -> &H {
         &self.handler
+    }
+
+    /// Makes this loop the acceptor of a [`super::Loops`]: each connection it accepts goes to
+    /// the loop, this one or one of `peers`, that holds the fewest connections.
+    pub(crate) fn hand_out_to(&mut self, peers: Vec<ServerHandle>) {
+        self.peers = peers;
     }
 
     /// Gives the handler back (after [`Server::run`] has returned), closing every socket.
@@ -153,6 +190,7 @@ impl<H: Handler> Server<H> {
             self.fire_timers(now);
             self.fire_handler_timer(now);
             self.reap(now);
+            self.mailbox.publish_load(self.table.conns.len());
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept(now);
@@ -295,6 +333,17 @@ impl<H: Handler> Server<H> {
                 Command::Close { to, code, reason } => ctx.close(to, code, &reason),
             };
         }
+        let adopted: Vec<_> = self.mailbox.take_adoptions().collect();
+        for (stream, ip) in adopted {
+            // A loop that is stopping takes no new connection: dropping it closes the socket.
+            if self.shutdown_deadline.is_none() {
+                self.admit(stream, ip, now);
+            }
+        }
+        if self.mailbox.take_notified() {
+            let mut ctx = Ctx::new(None, now, &mut self.table, &mut nowhere);
+            self.handler.on_notify(&mut ctx);
+        }
     }
 
     /// Flushes the outboxes that handlers filled, and removes the connections that ended,
@@ -325,13 +374,10 @@ impl<H: Handler> Server<H> {
                 if let Some(pause) = entry.pause.take() {
                     self.table.pool.give(pause.held);
                 }
-                if !entry.counted {
+                if entry.counted {
+                    self.caps.release(entry.ip);
+                } else {
                     self.refusing -= 1;
-                } else if let Some(count) = self.per_ip.get_mut(&entry.ip) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.per_ip.remove(&entry.ip);
-                    }
                 }
             }
         }
