@@ -2,11 +2,13 @@
 
 mod common;
 
+use common::process::Process;
 use common::{Client, TestServer, http_exchange, upgrade_request};
 use rfc6455::chat::{Chat, ChatOptions};
 use rfc6455::frame::OpCode;
 use rfc6455::server::Options;
 use serde_json::{Value, json};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,8 +19,10 @@ fn chat_options() -> Options {
     options
 }
 
+/// A chat with `common::test_loops()` event loops (`RFC6455_TEST_LOOPS`).
 fn start(options: Options, chat: ChatOptions) -> TestServer<Chat> {
-    TestServer::start(options, Chat::new(chat))
+    let chats = Chat::group(common::test_loops(), chat, rfc6455::chat::policy());
+    TestServer::start_group(options, chats, |chat, handles| chat.attach(handles))
 }
 
 /// The chat's options with the heartbeat every `heartbeat`, `history` messages kept, and no
@@ -134,6 +138,62 @@ fn every_client_receives_every_message_in_each_senders_order() {
     }
 }
 
+/// Two event loops, one chat: members on both loops (the kernel spreads connections by a hash
+/// of their addresses; the test joins until both loops have some) see every message in one
+/// and the same order, each sender's in the order sent, and one online count.
+#[test]
+fn one_order_across_two_event_loops() {
+    let chats = Chat::group(2, quiet(), rfc6455::chat::policy());
+    let watch = chats[0].watch();
+    let server =
+        TestServer::start_group(chat_options(), chats, |chat, handles| chat.attach(handles));
+    let mut members: Vec<Member> = Vec::new();
+    while members.len() < 6 || watch.per_loop().contains(&0) {
+        assert!(members.len() < 64, "64 connections and one loop has none: {:?}", watch.per_loop());
+        members.push(Member::join(server.addr));
+    }
+    let senders = members.len();
+    assert_eq!(watch.online(), senders);
+    // Every member sends at once, from its own thread.
+    let rounds = 20;
+    let threads: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(i, member)| {
+            let mut client = member.client.try_clone_client();
+            std::thread::spawn(move || {
+                for round in 0..rounds {
+                    client.send_text(
+                        &json!({"cmd": "say", "message": format!("{i}:{round}")}).to_string(),
+                    );
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut orders = Vec::new();
+    for member in &mut members {
+        let mut next_round = vec![0; senders];
+        let mut seen = Vec::new();
+        for _ in 0..senders * rounds {
+            let message = member.next_of(2);
+            let text = message["message"].as_str().unwrap().to_owned();
+            let (sender, round) = text.split_once(':').unwrap();
+            let sender: usize = sender.parse().unwrap();
+            assert_eq!(round.parse::<usize>().unwrap(), next_round[sender], "order from {sender}");
+            next_round[sender] += 1;
+            seen.push((message["id"].as_u64().unwrap(), text));
+        }
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "ids in increasing order");
+        orders.push(seen);
+    }
+    assert!(orders.windows(2).all(|w| w[0] == w[1]), "every member saw one order");
+    let stats = server.stop().stats();
+    assert_eq!(stats.messages, (senders * rounds) as u64);
+}
+
 #[test]
 fn join_leave_rename_and_online_count() {
     let server = start(chat_options(), quiet());
@@ -191,6 +251,106 @@ fn a_new_client_gets_recent_history() {
         );
     }
     assert_eq!(read()["type"], 3);
+}
+
+/// Connects to `target` (a path with a query) and reads the welcome.
+fn join_at(addr: SocketAddr, target: &str) -> (Member, Value) {
+    let mut client = Client::unconnected(addr);
+    let request = upgrade_request(&addr).replacen("GET / ", &format!("GET {target} "), 1);
+    client.stream.write_all(request.as_bytes()).unwrap();
+    client.finish_handshake();
+    let mut member = Member { client, pings: 0 };
+    let welcome = member.next();
+    assert_eq!(welcome["type"], 4, "{welcome}");
+    (member, welcome)
+}
+
+/// `?since=ID`: a client that was away gets exactly what it missed, marked as history, then
+/// carries on; one asking for more than is kept is told so.
+#[test]
+fn a_client_resumes_after_the_last_message_it_saw() {
+    let mut options = chat(None, 2);
+    options.kept = 5;
+    let server = start(chat_options(), options);
+    let mut a = Member::join(server.addr);
+    let mut b = Member::join(server.addr);
+    let mut last_seen = 0;
+    for text in ["one", "two", "three"] {
+        a.say(text);
+        last_seen = a.next_of(2)["id"].as_u64().unwrap();
+        b.next_of(2);
+    }
+    a.client.send_frame(true, OpCode::Close, b"\x03\xe8");
+    assert_eq!(a.client.skip_to_close().0, Some(1000));
+    for text in ["four", "five"] {
+        b.say(text);
+        b.next_of(2);
+    }
+    let (mut a, welcome) = join_at(server.addr, &format!("/?since={last_seen}"));
+    assert_eq!(
+        (welcome["since"].as_u64(), welcome["complete"].as_bool()),
+        (Some(last_seen), Some(true))
+    );
+    for text in ["four", "five"] {
+        let replay = a.next();
+        assert_eq!(
+            (replay["message"].as_str(), replay["history"].as_bool()),
+            (Some(text), Some(true))
+        );
+    }
+    assert_eq!(a.next()["event"], "join", "then live again, no repeat");
+    b.say("six");
+    assert_eq!(a.next_of(2)["message"], "six");
+    // Five kept (ids 2-6): resuming after 0 misses message 1, and is told so.
+    let (mut c, welcome) = join_at(server.addr, "/?since=0");
+    assert_eq!(welcome["complete"], false, "message 1 is no longer kept: {welcome}");
+    assert_eq!(c.next()["message"], "two");
+    // An id this server never gave out: everything kept, and not complete.
+    let (mut d, welcome) = join_at(server.addr, "/?since=999");
+    assert_eq!(welcome["complete"], false);
+    assert_eq!(d.next()["message"], "two", "everything kept, from the oldest");
+    let response = http_exchange(
+        server.addr,
+        upgrade_request(&server.addr).replacen("GET / ", "GET /?since=x ", 1).as_bytes(),
+    );
+    assert!(response.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{response}");
+    assert!(response.ends_with("since must be the id of a message\n"), "{response}");
+}
+
+/// `--history-file`: a chat killed with SIGKILL and started again serves the history from the
+/// file, and ids go on.
+#[test]
+fn the_history_file_survives_a_kill() {
+    let dir = std::env::temp_dir().join(format!("rfc6455-chat-history-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let args =
+        ["chat", "--heartbeat", "0", "--rate-limit", "0", "--history-file", path.to_str().unwrap()];
+    let mut first = Process::start(&args, None);
+    let mut a = Member::join(first.addr);
+    let mut ids = Vec::new();
+    for text in ["before", "the", "kill"] {
+        a.say(text);
+        ids.push(a.next_of(2)["id"].as_u64().unwrap());
+    }
+    // On disk within 100 ms of being accepted (group commit); wait for it before the kill.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&path).unwrap().lines().count() < 3 {
+        assert!(Instant::now() < deadline, "the file never got the messages");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = Process::start(&args, None);
+    let (mut b, _) = join_at(second.addr, "/");
+    for (text, id) in ["before", "the", "kill"].iter().zip(&ids) {
+        let replay = b.next();
+        assert_eq!((replay["message"].as_str(), replay["id"].as_u64()), (Some(*text), Some(*id)));
+    }
+    b.say("after");
+    assert_eq!(b.next_of(2)["id"].as_u64(), Some(ids[2] + 1), "ids go on");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The tutorial's heartbeat reaches a member again and again, exactly as the tutorial wrote

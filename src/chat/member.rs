@@ -22,6 +22,8 @@ pub struct Member {
     pub closing: bool,
     /// How fast it may send.
     pub bucket: Bucket,
+    /// `?since=ID` on its request: the id of the last message it saw before it reconnected.
+    pub since: Option<u64>,
 }
 
 /// A member's tokens. Full when it joins.

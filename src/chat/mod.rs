@@ -1,5 +1,5 @@
 //! The group chat: the tutorial's Node `ws` server made real, as a thin [`Handler`] over the
-//! connection table.
+//! connection table, on one event loop or several (`hub.rs`: one order for all).
 //!
 //! Each member's state ([`Member`]: its name and rate limit) lives in the server's table, beside
 //! its connection. Every chat message is encoded once as a [`SharedFrame`] and queued for every
@@ -8,8 +8,12 @@
 //! limit is slowed down, not cut off: the server stops reading from it until its tokens refill.
 //! The page is served on the same port (`GET /`).
 
+mod hub;
+mod journal;
 mod member;
 pub mod protocol;
+#[cfg(feature = "redis")]
+mod relay;
 
 pub use member::{Bucket, Cadence, Member, RateLimit};
 
@@ -17,11 +21,13 @@ use crate::close::CloseCode;
 use crate::handshake::Request;
 use crate::message::Message;
 use crate::policy::{Page, Policy};
-use crate::server::{CloseStatus, Ctx, Decision, Handler, SharedFrame};
+use crate::server::{CloseStatus, ConnId, Ctx, Decision, Handler, ServerHandle, SharedFrame};
 use bytes::Bytes;
+use hub::{Counters, Hub};
 use protocol::{ChatMessage, Command};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The chat page, embedded in the binary.
@@ -52,6 +58,9 @@ pub struct ChatOptions {
     pub heartbeat: Option<Duration>,
     /// How many recent messages a new client is sent.
     pub history: usize,
+    /// How many recent messages are kept for clients that resume (`?since=ID`): a client
+    /// away for fewer messages than this misses none.
+    pub kept: usize,
     /// How fast one client may send; past it, the server reads from it at that rate.
     pub rate_limit: Option<RateLimit>,
 }
@@ -61,6 +70,7 @@ impl Default for ChatOptions {
         ChatOptions {
             heartbeat: Some(Duration::from_secs(5)),
             history: 50,
+            kept: 1000,
             rate_limit: Some(RateLimit { per_second: 20.0, burst: 40.0 }),
         }
     }
@@ -76,23 +86,49 @@ pub struct ChatStats {
     pub deliveries: u64,
     /// Members closed because they read too slowly (outbox over its cap).
     pub slow_readers_closed: u64,
-    /// Heartbeats sent (each counts once per round, not per member).
+    /// Heartbeats sent (each counts once per round and loop, not per member).
     pub heartbeats: u64,
     /// Times the server stopped reading from a member that sent faster than the rate limit.
     pub throttled: u64,
 }
 
-/// The chat handler.
+/// The chat's numbers, readable from any thread while it runs ([`Chat::watch`]).
+#[derive(Clone, Debug)]
+pub struct ChatWatch {
+    hub: Arc<Hub>,
+}
+
+impl ChatWatch {
+    /// Members online now, in every loop.
+    pub fn online(&self) -> usize {
+        self.hub.online()
+    }
+
+    /// Members on each event loop, in loop order (how the kernel spread the connections).
+    pub fn per_loop(&self) -> Vec<usize> {
+        self.hub.per_loop()
+    }
+
+    /// What the chat has done so far.
+    pub fn stats(&self) -> ChatStats {
+        self.hub.stats.snapshot()
+    }
+}
+
+/// The chat handler: one per event loop. Members of every loop of one chat see one order (see
+/// `hub.rs`); [`Chat::new`] is a chat run by one loop, [`Chat::group`] one run by several.
 pub struct Chat {
     options: ChatOptions,
     policy: Policy,
-    online: usize,
+    hub: Arc<Hub>,
+    /// This loop's number in the group.
+    index: usize,
+    /// The recent chat messages this loop has delivered: the same on every loop, since every
+    /// loop delivers the same items in the same order. A new member gets them, then whatever
+    /// comes next, with no gap and no repeat.
     history: VecDeque<ChatMessage>,
-    next_message_id: u64,
-    next_guest: u64,
     heartbeat: Option<Cadence>,
     heartbeat_frame: SharedFrame,
-    stats: ChatStats,
 }
 
 impl Chat {
@@ -104,29 +140,154 @@ impl Chat {
     /// A chat whose requests are answered by `policy` (say, [`policy`] with an Origin
     /// allowlist).
     pub fn with_policy(options: ChatOptions, policy: Policy) -> Chat {
-        Chat {
-            heartbeat: options.heartbeat.map(Cadence::new),
-            options,
-            policy,
-            online: 0,
-            history: VecDeque::new(),
-            next_message_id: 1,
-            next_guest: 1,
-            heartbeat_frame: SharedFrame::text(protocol::HEARTBEAT),
-            stats: ChatStats::default(),
+        let mut group = Chat::group(1, options, policy);
+        group.remove(0)
+    }
+
+    /// One chat served by `loops` event loops: a handler for each, in loop order. Run them with
+    /// [`crate::server::Loops`], and [`Chat::attach`] the loops' handles before they start, so
+    /// that each loop can wake the others.
+    pub fn group(loops: usize, options: ChatOptions, policy: Policy) -> Vec<Chat> {
+        Chat::build(loops, options, policy, Arc::new(Hub::new(loops, 1, None)), VecDeque::new())
+    }
+
+    /// [`Chat::group`] with its history in a file (`--history-file`): every message is
+    /// appended to it (see `journal.rs` for when it is on disk), and at start its last
+    /// messages are the history and ids go on from the last one. A file that is not a chat
+    /// history (but for a torn last line, which is dropped) is an error.
+    pub fn open(
+        loops: usize,
+        options: ChatOptions,
+        policy: Policy,
+        history_file: &std::path::Path,
+    ) -> std::io::Result<Vec<Chat>> {
+        let loaded = journal::open(history_file, options.history.max(options.kept))?;
+        let hub = Hub::new(loops, loaded.next_id, Some(loaded.journal));
+        Ok(Chat::build(loops, options, policy, Arc::new(hub), loaded.recent))
+    }
+
+    /// [`Chat::group`] shared through Redis at `url` (`--redis`, cargo feature `redis`): any
+    /// number of processes on any number of machines form one chat (see `relay/`). Redis
+    /// must be reachable now: the history comes from its stream.
+    #[cfg(feature = "redis")]
+    pub fn connect_redis(
+        loops: usize,
+        options: ChatOptions,
+        policy: Policy,
+        url: &str,
+    ) -> Result<Vec<Chat>, String> {
+        let start = relay::connect(url, options.history.max(options.kept))?;
+        let recent = start.recent.clone();
+        let hub = Arc::new(Hub::new(loops, start.next_id, None));
+        hub.set_online(start.online);
+        let seed = crate::random::os_seed().map_err(|e| format!("getrandom: {e}"))?;
+        let process: String = seed[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let link = start.run(Arc::downgrade(&hub), process);
+        hub.set_relay(link);
+        Ok(Chat::build(loops, options, policy, hub, recent))
+    }
+
+    fn build(
+        loops: usize,
+        options: ChatOptions,
+        policy: Policy,
+        hub: Arc<Hub>,
+        recent: VecDeque<ChatMessage>,
+    ) -> Vec<Chat> {
+        (0..loops.max(1))
+            .map(|index| Chat {
+                heartbeat: options.heartbeat.map(Cadence::new),
+                options: options.clone(),
+                policy: policy.clone(),
+                hub: hub.clone(),
+                index,
+                history: recent.clone(),
+                heartbeat_frame: SharedFrame::text(protocol::HEARTBEAT),
+            })
+            .collect()
+    }
+
+    /// Gives the group the handle of every loop, in loop order (from
+    /// [`crate::server::Loops::handles`], or the one `Server`'s handle). Any handler of the
+    /// group may do it, once. Needed with several loops, and with Redis even for one (its
+    /// reader thread wakes the loop).
+    pub fn attach(&self, handles: Vec<ServerHandle>) {
+        self.hub.attach(handles);
+    }
+
+    /// Members online now, in every loop of the chat.
+    pub fn online(&self) -> usize {
+        self.hub.online()
+    }
+
+    /// What the chat (every loop of it) has done so far.
+    pub fn stats(&self) -> ChatStats {
+        self.hub.stats.snapshot()
+    }
+
+    /// A view of the chat for other threads (a test, a metrics endpoint), while its loops run.
+    pub fn watch(&self) -> ChatWatch {
+        ChatWatch { hub: self.hub.clone() }
+    }
+
+    /// Queues `frame` for every member of this loop; members over their cap are counted.
+    fn broadcast(&self, ctx: &mut Ctx<'_, Member>, frame: &SharedFrame) {
+        let delivery = ctx.broadcast(frame);
+        Counters::add(&self.hub.stats.deliveries, delivery.queued as u64);
+        Counters::add(&self.hub.stats.slow_readers_closed, delivery.cut_off as u64);
+    }
+
+    /// Delivers what the chat said since last time, in the chat's one order, to this loop's
+    /// members (but `skip`), and keeps the messages as history.
+    fn deliver_skipping(&mut self, ctx: &mut Ctx<'_, Member>, skip: Option<ConnId>) {
+        let keep = self.options.history.max(self.options.kept);
+        for item in self.hub.take(self.index) {
+            let delivery = match skip {
+                Some(id) => ctx.broadcast_except(&item.frame, id),
+                None => ctx.broadcast(&item.frame),
+            };
+            Counters::add(&self.hub.stats.deliveries, delivery.queued as u64);
+            Counters::add(&self.hub.stats.slow_readers_closed, delivery.cut_off as u64);
+            if let Some(message) = item.message
+                && keep > 0
+            {
+                if self.history.len() == keep {
+                    self.history.pop_front();
+                }
+                self.history.push_back(message);
+            }
         }
     }
 
-    /// What the chat has done so far.
-    pub fn stats(&self) -> &ChatStats {
-        &self.stats
+    fn deliver(&mut self, ctx: &mut Ctx<'_, Member>) {
+        self.deliver_skipping(ctx, None);
     }
 
-    /// Queues `frame` for every member; members over their cap are counted.
-    fn broadcast(&mut self, ctx: &mut Ctx<'_, Member>, frame: &SharedFrame) {
-        let delivery = ctx.broadcast(frame);
-        self.stats.deliveries += delivery.queued as u64;
-        self.stats.slow_readers_closed += delivery.cut_off as u64;
+    /// The history a new member gets: the last `history` messages; or, resuming after
+    /// `since`, every kept message after it, and whether that is all it missed.
+    fn catch_up(&self, since: Option<u64>) -> (Vec<&ChatMessage>, Option<bool>) {
+        let Some(since) = since else {
+            let skip = self.history.len().saturating_sub(self.options.history);
+            return (self.history.iter().skip(skip).collect(), None);
+        };
+        let next_id = self.hub.next_message_id();
+        let given_out = since < next_id;
+        // An id this chat never gave out (a restart without a history file began again from 1):
+        // everything kept, which may not be all.
+        let after: Vec<&ChatMessage> =
+            self.history.iter().filter(|m| !given_out || m.id > since).collect();
+        // Complete when `since` is an id this chat gave out and nothing after it was dropped:
+        // the history holds everything from `since + 1` on (what came after the history is
+        // still on its way to this loop, and follows it). An empty history dropped nothing,
+        // unless nothing is kept at all.
+        let kept_all = match self.history.front() {
+            Some(oldest) => oldest.id <= since.saturating_add(1),
+            None => {
+                self.options.history.max(self.options.kept) > 0
+                    || since.saturating_add(1) >= next_id
+            }
+        };
+        (after, Some(given_out && kept_all))
     }
 
     fn say(&mut self, ctx: &mut Ctx<'_, Member>, member: &Member, text: &str) {
@@ -134,20 +295,11 @@ impl Chat {
             let _ = ctx.send_text(&protocol::error("empty message"));
             return;
         }
-        let message = ChatMessage {
-            text: text.to_owned(),
-            name: member.name.clone(),
-            ts: unix_millis(),
-            id: self.next_message_id,
-        };
-        self.next_message_id += 1;
-        self.stats.messages += 1;
-        self.broadcast(ctx, &SharedFrame::text(&message.to_json(false)));
-        if self.options.history > 0 {
-            if self.history.len() == self.options.history {
-                self.history.pop_front();
+        match self.hub.say(self.index, &member.name, text) {
+            Ok(()) => self.deliver(ctx),
+            Err(_) => {
+                let _ = ctx.send_text(&protocol::error("the server is busy: message not sent"));
             }
-            self.history.push_back(message);
         }
     }
 
@@ -159,14 +311,15 @@ impl Chat {
                 return;
             }
         };
-        let lower = name.to_lowercase();
-        if ctx.connections().any(|(_, other)| other.name.to_lowercase() == lower) {
-            let _ = ctx.send_text(&protocol::error("that nickname is taken"));
-            return;
+        match self.hub.rename(self.index, &member.name, name) {
+            Ok(()) => {
+                member.name = name.to_owned();
+                self.deliver(ctx);
+            }
+            Err(_) => {
+                let _ = ctx.send_text(&protocol::error("that nickname is taken"));
+            }
         }
-        let old = std::mem::replace(&mut member.name, name.to_owned());
-        let notice = protocol::presence("rename", name, Some(&old), self.online, unix_millis());
-        self.broadcast(ctx, &SharedFrame::text(&notice));
     }
 }
 
@@ -174,22 +327,39 @@ impl Handler for Chat {
     type State = Member;
 
     fn on_request(&mut self, request: &Request, _peer: SocketAddr) -> Decision<Member> {
-        Decision::from_policy(self.policy.decide(request), Member::default)
+        // `?since=ID`: the id of the last message the client saw, to resume after it.
+        let since = match request.query_param("since").map(str::parse::<u64>) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => return Decision::reject(400, "since must be the id of a message"),
+        };
+        Decision::from_policy(self.policy.decide(request), || Member { since, ..Member::default() })
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, Member>, member: &mut Member) {
-        member.name = format!("guest-{}", self.next_guest);
-        self.next_guest += 1;
-        self.online += 1;
+        // What was said before this member came reaches the others, and this loop's history;
+        // the member gets it from the history below, once.
+        if let Some(id) = ctx.id() {
+            self.deliver_skipping(ctx, Some(id));
+        }
+        let (name, online) = self.hub.join(self.index);
+        member.name = name;
         if let Some(heartbeat) = &mut self.heartbeat {
             heartbeat.start(ctx.now());
         }
-        let _ = ctx.send_text(&protocol::welcome(&member.name, self.online));
-        for message in &self.history {
+        let (history, complete) = self.catch_up(member.since);
+        let welcome = match (member.since, complete) {
+            (Some(since), Some(complete)) => {
+                protocol::welcome_resumed(&member.name, online, since, complete)
+            }
+            _ => protocol::welcome(&member.name, online),
+        };
+        let _ = ctx.send_text(&welcome);
+        for message in history {
             let _ = ctx.send_text(&message.to_json(true));
         }
-        let notice = protocol::presence("join", &member.name, None, self.online, unix_millis());
-        self.broadcast(ctx, &SharedFrame::text(&notice));
+        // Then the join, and whatever came after the history above.
+        self.deliver(ctx);
     }
 
     fn on_message(
@@ -212,7 +382,7 @@ impl Handler for Chat {
         if let Some(limit) = self.options.rate_limit
             && let Some(resume) = member.bucket.spend(&limit, ctx.now())
         {
-            self.stats.throttled += 1;
+            Counters::add(&self.hub.stats.throttled, 1);
             ctx.pause_reading(resume);
         }
         match protocol::parse(text) {
@@ -225,9 +395,8 @@ impl Handler for Chat {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, Member>, member: Member, _status: &CloseStatus) {
-        self.online -= 1;
-        let notice = protocol::presence("leave", &member.name, None, self.online, unix_millis());
-        self.broadcast(ctx, &SharedFrame::text(&notice));
+        self.hub.leave(self.index, &member.name);
+        self.deliver(ctx);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -238,8 +407,12 @@ impl Handler for Chat {
         if self.heartbeat.as_mut().is_some_and(|heartbeat| heartbeat.fire(ctx.now())) {
             let frame = self.heartbeat_frame.clone();
             self.broadcast(ctx, &frame);
-            self.stats.heartbeats += 1;
+            Counters::add(&self.hub.stats.heartbeats, 1);
         }
+    }
+
+    fn on_notify(&mut self, ctx: &mut Ctx<'_, Member>) {
+        self.deliver(ctx);
     }
 }
 

@@ -103,6 +103,20 @@ impl ChatMessage {
     }
 }
 
+impl ChatMessage {
+    /// Reads back what [`ChatMessage::to_json`] wrote (a line of the history file).
+    pub fn from_json(line: &str) -> Option<ChatMessage> {
+        let value: Value = serde_json::from_str(line).ok()?;
+        (value.get("type")?.as_u64()? == TYPE_MESSAGE).then_some(())?;
+        Some(ChatMessage {
+            text: value.get("message")?.as_str()?.to_owned(),
+            name: value.get("name")?.as_str()?.to_owned(),
+            ts: value.get("ts")?.as_u64()?,
+            id: value.get("id")?.as_u64()?,
+        })
+    }
+}
+
 /// A presence notice: `event` is `join`, `leave` or `rename` (with the old name in `from`).
 pub fn presence(event: &str, name: &str, from: Option<&str>, online: usize, ts: u64) -> String {
     let from = from.map(|from| format!(r#","from":{}"#, quote(from))).unwrap_or_default();
@@ -113,9 +127,40 @@ pub fn presence(event: &str, name: &str, from: Option<&str>, online: usize, ts: 
     )
 }
 
+/// A chat message's JSON in two parts, around its id (for an id that is given out elsewhere:
+/// by Redis, `relay/`).
+pub fn message_parts(text: &str, name: &str, ts: u64) -> (String, String) {
+    let json = ChatMessage { text: text.into(), name: name.into(), ts, id: 0 }.to_json(false);
+    let head = json.strip_suffix("0}").unwrap_or(&json).to_owned();
+    (head, "}".to_owned())
+}
+
+/// A presence notice's JSON in two parts, around its online count.
+pub fn presence_parts(event: &str, name: &str, from: Option<&str>, ts: u64) -> (String, String) {
+    let json = presence(event, name, from, 0, ts);
+    let at = json.rfind(r#","online":0,"#).map_or(json.len(), |i| i + r#","online":"#.len());
+    (json[..at].to_owned(), json[at + 1..].to_owned())
+}
+
+/// The online count alone (`"event":"count"`), when members went away without a leave (their
+/// process died), in two parts around the count.
+pub fn count_parts(ts: u64) -> (String, String) {
+    (format!(r#"{{"type":{TYPE_PRESENCE},"event":"count","online":"#), format!(r#","ts":{ts}}}"#))
+}
+
 /// The welcome: the client's assigned name and the online count.
 pub fn welcome(name: &str, online: usize) -> String {
     format!(r#"{{"type":{TYPE_WELCOME},"name":{},"online":{online}}}"#, quote(name))
+}
+
+/// The welcome of a client that asked to resume after message `since` (`?since=ID`):
+/// `complete` is false when messages after `since` are no longer kept (or `since` is not an
+/// id this server gave out), and the client may have missed some.
+pub fn welcome_resumed(name: &str, online: usize, since: u64, complete: bool) -> String {
+    format!(
+        r#"{{"type":{TYPE_WELCOME},"name":{},"online":{online},"since":{since},"complete":{complete}}}"#,
+        quote(name)
+    )
 }
 
 /// An error about the client's own request.
@@ -175,6 +220,19 @@ mod tests {
             h,
             json!({"type": 2, "message": "hi \"<b>\"", "name": "alice", "ts": 5, "id": 1, "history": true})
         );
+        assert_eq!(ChatMessage::from_json(&m.to_json(false)), Some(m.clone()));
+        assert_eq!(ChatMessage::from_json(&m.to_json(true)), Some(m.clone()));
+        assert_eq!(ChatMessage::from_json(r#"{"type":3,"name":"a"}"#), None);
+        assert_eq!(ChatMessage::from_json(r#"{"type":2,"message":"x"}"#), None);
+        let (head, tail) = message_parts("hi \"<b>\"", "alice", 5);
+        assert_eq!(format!("{head}1{tail}"), m.to_json(false));
+        let (head, tail) = presence_parts("rename", "b", Some("a"), 9);
+        assert_eq!(format!("{head}3{tail}"), presence("rename", "b", Some("a"), 3, 9));
+        let (head, tail) = count_parts(9);
+        let c: Value = serde_json::from_str(&format!("{head}4{tail}")).unwrap();
+        assert_eq!(c, json!({"type": 3, "event": "count", "online": 4, "ts": 9}));
+        let r: Value = serde_json::from_str(&welcome_resumed("a", 2, 7, false)).unwrap();
+        assert_eq!(r, json!({"type": 4, "name": "a", "online": 2, "since": 7, "complete": false}));
         let w: Value = serde_json::from_str(&welcome("a\u{1}", 2)).unwrap();
         assert_eq!(w, json!({"type": 4, "name": "a\u{1}", "online": 2}));
         let e: Value = serde_json::from_str(&error("no")).unwrap();

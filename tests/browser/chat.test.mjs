@@ -346,8 +346,11 @@ await step('5. disconnect button stays disconnected, then reconnects on click', 
   await B.evaluate(() => { window.__states = []; });
   const socketsBefore = B.info.sockets.length;
   await A.waitForFunction(() => /\b1\b/.test(document.getElementById('online').textContent), null, { timeout: T, polling: 50 });
-  await typeEnter(A, 'bob went away');
-  await waitMsg(A, 'bob went away', 'alice');
+  const missed = ['bob went away', 'while bob was away', 'and a third one'];
+  for (const text of missed) {
+    await typeEnter(A, text);
+    await waitMsg(A, text, 'alice');
+  }
   await sleep(3000);
   const st = await B.evaluate(() => window.__states);
   assert(st.every((s) => s === 'closed') && await state(B) === 'closed',
@@ -357,11 +360,24 @@ await step('5. disconnect button stays disconnected, then reconnects on click', 
   await (await front(B)).click('#stop');
   await waitState(B, 'open');
   await B.waitForFunction(() => document.getElementById('me').textContent === 'bob', null, { timeout: T, polling: 50 });
-  // What was said while B was away comes back as history.
-  await B.waitForFunction(() => [...document.querySelectorAll('#list li.msg.history .text')]
-    .some((e) => e.textContent === 'bob went away'), null, { timeout: T, polling: 50 });
+  // What was said while B was away comes back as history: B asked for what came after the
+  // last message it saw (?since=ID), and shows each message once, none twice.
+  const resumedUrl = B.info.sockets.at(-1).url;
+  assert(/\/\?since=\d+$/.test(resumedUrl), `B reconnected without ?since=: ${resumedUrl}`);
+  await B.waitForFunction((texts) => texts.every((t) => [...document.querySelectorAll('#list li.msg.history .text')]
+    .some((e) => e.textContent === t)), missed, { timeout: T, polling: 50 });
   await typeEnter(A, 'welcome back bob');
   await waitMsg(B, 'welcome back bob', 'alice');
+  const counts = await B.$$eval('#list li.msg .text', (els) => {
+    const n = {};
+    for (const e of els) n[e.textContent] = (n[e.textContent] || 0) + 1;
+    return n;
+  });
+  const twice = Object.entries(counts).filter(([, n]) => n > 1);
+  assert(twice.length === 0, `B shows messages more than once after resuming: ${JSON.stringify(twice)}`);
+  for (const text of [...missed, 'back after the restart', 'welcome back bob']) {
+    assert(counts[text] === 1, `B shows ${JSON.stringify(text)} ${counts[text] || 0} times, want 1`);
+  }
   assert(liveSockets(B) === 1, `B holds ${liveSockets(B)} open sockets, want exactly 1`);
 });
 
