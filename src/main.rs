@@ -7,7 +7,7 @@ mod signals;
 use rfc6455::chat::{self, Chat, ChatOptions, RateLimit};
 use rfc6455::echo::Echo;
 use rfc6455::policy::Policy;
-use rfc6455::server::{Handler, Log, Options, Record, Server};
+use rfc6455::server::{Balance, Handler, Log, Loops, Options, Record, Server, ServerHandle};
 use signals::Signals;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -28,7 +28,13 @@ options (defaults: chat / echo):
   --max-head-size BYTES     largest handshake request head, else 431 [8192]
   --max-headers N           most header fields in it, else 431 [64]
   --max-fragments N         frames one message may arrive in, else close 1008 [1024 / 131072]
-  --max-connections N       connections held at once, further ones get 503 [10000]
+  --threads N               event loops, each on its own thread and core, sharing the port;
+                            the chat stays one chat with one order [1]
+  --balance HOW             how new connections reach the loops: acceptor (the first loop
+                            accepts, the loop holding fewest gets it) or reuseport (a
+                            listener per loop, the kernel hashes) [acceptor]
+  --max-connections N       connections held at once (all event loops together), further
+                            ones get 503 [10000]
   --max-connections-per-ip N  the same, per peer address [256 / 10000]
   --allow-origin ORIGIN     accept WebSockets only from this Origin (repeatable), else 403;
                             without any, every origin is accepted [none]
@@ -45,6 +51,11 @@ options (defaults: chat / echo):
 chat only:
   --heartbeat SECS          the tutorial's app-level heartbeat message, 0 = off [5]
   --history N               recent messages sent to a new client [50]
+  --kept N                  recent messages kept for clients that resume with ?since=ID [1000]
+  --history-file PATH       keep every message in PATH (one JSON line each, on disk within
+                            100 ms); at start, its last messages are the history and ids go on
+  --redis redis://HOST:PORT[/DB]  one chat across any number of processes and machines,
+                            through a Redis stream (cargo feature redis)
   --rate-limit N            messages per second a client may send (bursts of 2N); a
                             faster client is read at that rate, nothing is dropped; 0 = off [20]
   -h, --help                this text
@@ -78,14 +89,35 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
         "chat" => {
             let mut settings = Settings::chat();
             settings.parse(rest)?;
-            let chat = Chat::with_policy(settings.chat, settings.policy);
-            serve(settings.listen, settings.options, chat, signals, "chat: open http://")
+            let (threads, chat, policy) = (settings.threads, settings.chat, settings.policy);
+            let chats = match (&settings.history_file, &settings.redis) {
+                (Some(_), Some(_)) => {
+                    return Err("--history-file and --redis: the history is in one place".into());
+                }
+                (Some(path), None) => Chat::open(threads, chat, policy, path)
+                    .map_err(|e| format!("--history-file: {e}"))?,
+                #[cfg(feature = "redis")]
+                (None, Some(url)) => Chat::connect_redis(threads, chat, policy, url)
+                    .map_err(|e| format!("--redis: {e}"))?,
+                #[cfg(not(feature = "redis"))]
+                (None, Some(_)) => {
+                    return Err("--redis: this build has no Redis (cargo feature redis)".into());
+                }
+                (None, None) => Chat::group(threads, chat, policy),
+            };
+            let attach = |chat: &Chat, handles| chat.attach(handles);
+            let banner = "chat: open http://";
+            let (listen, balance) = (settings.listen, settings.balance);
+            serve(listen, balance, settings.options, chats, attach, signals, banner)
         }
         "echo" => {
             let mut settings = Settings::echo();
             settings.parse(rest)?;
-            let echo = Echo { policy: settings.policy };
-            serve(settings.listen, settings.options, echo, signals, "echo listening on ws://")
+            let policy = settings.policy;
+            let echoes = (0..settings.threads).map(|_| Echo { policy: policy.clone() }).collect();
+            let banner = "echo listening on ws://";
+            let (listen, balance) = (settings.listen, settings.balance);
+            serve(listen, balance, settings.options, echoes, |_, _| {}, signals, banner)
         }
         "-h" | "--help" => {
             print!("{USAGE}");
@@ -95,19 +127,50 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
     }
 }
 
-fn serve<H: Handler>(
+/// Serves with one event loop per handler: on this thread for one, else with [`Loops`] (each
+/// on its own thread, connections spread by `balance`). `attach` gives the handlers the
+/// loops' handles before they start.
+fn serve<H>(
     listen: SocketAddr,
+    balance: Balance,
     options: Options,
-    handler: H,
+    mut handlers: Vec<H>,
+    attach: impl FnOnce(&H, Vec<ServerHandle>),
     signals: Signals,
     banner: &str,
-) -> Result<(), String> {
-    let mut server = Server::bind(listen, options, handler)
+) -> Result<(), String>
+where
+    H: Handler + Send + 'static,
+    H::State: Send,
+{
+    if handlers.len() == 1
+        && let Some(handler) = handlers.pop()
+    {
+        let mut server = Server::bind(listen, options, handler)
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        attach(server.handler(), vec![server.handle()]);
+        let addr = server.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("rfc6455 {banner}{addr}/");
+        signals.shut_down_on_signal(server.handle());
+        return server.run().map_err(|e| format!("event loop failed: {e}"));
+    }
+    let threads = handlers.len();
+    let loops = Loops::bind_balanced(listen, options, handlers, balance)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = server.local_addr().map_err(|e| e.to_string())?;
-    eprintln!("rfc6455 {banner}{addr}/");
-    signals.shut_down_on_signal(server.handle());
-    server.run().map_err(|e| format!("event loop failed: {e}"))
+    if let Some(first) = loops.handler(0) {
+        attach(first, loops.handles());
+    }
+    let addr = loops.local_addr();
+    let running = loops.spawn().map_err(|e| format!("cannot start the event loops: {e}"))?;
+    eprintln!("rfc6455 {banner}{addr}/ ({threads} event loops)");
+    let handles = running.handles().to_vec();
+    signals.on_signal(move |signal| {
+        eprintln!("rfc6455: signal {signal}: closing connections (1001), then exiting");
+        for handle in &handles {
+            handle.shutdown();
+        }
+    });
+    running.join().map(|_| ()).map_err(|e| format!("event loop failed: {e}"))
 }
 
 /// The command's log: every record a line on standard error.
@@ -128,6 +191,14 @@ impl Log for Stderr {
 /// Everything the command line sets.
 struct Settings {
     listen: SocketAddr,
+    /// Event loops, each on its own thread.
+    threads: usize,
+    /// How new connections are spread over them.
+    balance: Balance,
+    /// The chat's durable history.
+    history_file: Option<std::path::PathBuf>,
+    /// The Redis that chat processes share.
+    redis: Option<String>,
     options: Options,
     policy: Policy,
     chat: ChatOptions,
@@ -149,7 +220,18 @@ impl Settings {
         options.log = Some(Arc::new(Stderr));
         let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
         let chat = ChatOptions::default();
-        Settings { listen, options, policy: chat::policy(), chat, is_chat: true }
+        let (threads, history_file, redis) = (1, None, None);
+        Settings {
+            listen,
+            threads,
+            balance: Balance::default(),
+            history_file,
+            redis,
+            options,
+            policy: chat::policy(),
+            chat,
+            is_chat: true,
+        }
     }
 
     fn echo() -> Settings {
@@ -161,7 +243,19 @@ impl Settings {
         options.log = Some(Arc::new(Stderr));
         let listen = SocketAddr::from(([127, 0, 0, 1], 9001));
         let chat = ChatOptions::default();
-        Settings { listen, options, policy: Policy::default(), chat, is_chat: false }
+        let (threads, history_file, redis, policy) = (1, None, None, Policy::default());
+        let balance = Balance::default();
+        Settings {
+            listen,
+            threads,
+            balance,
+            history_file,
+            redis,
+            options,
+            policy,
+            chat,
+            is_chat: false,
+        }
     }
 
     fn parse(&mut self, args: &[String]) -> Result<(), String> {
@@ -206,6 +300,19 @@ impl Settings {
                         u32::try_from(number()?).map_err(|_| format!("{flag}: too large"))?
                 }
                 "--max-connections" => self.options.max_connections = size()?,
+                "--threads" => {
+                    self.threads = size()?;
+                    if !(1..=256).contains(&self.threads) {
+                        return Err(format!("{flag}: 1 to 256 event loops, not {value}"));
+                    }
+                }
+                "--balance" => {
+                    self.balance = match value.as_str() {
+                        "acceptor" => Balance::Acceptor,
+                        "reuseport" => Balance::ReusePort,
+                        _ => return Err(format!("{flag}: acceptor or reuseport, not {value:?}")),
+                    }
+                }
                 "--max-connections-per-ip" => self.options.max_connections_per_ip = size()?,
                 "--allow-origin" => self.policy.allowed_origins.push(value.clone()),
                 "--subprotocol" => self.policy.subprotocols.push(value.clone()),
@@ -234,6 +341,9 @@ impl Settings {
                 "--pong-timeout" => connection.pong_timeout = secs()?,
                 "--heartbeat" if self.is_chat => self.chat.heartbeat = optional_secs()?,
                 "--history" if self.is_chat => self.chat.history = size()?,
+                "--kept" if self.is_chat => self.chat.kept = size()?,
+                "--history-file" if self.is_chat => self.history_file = Some(value.into()),
+                "--redis" if self.is_chat => self.redis = Some(value.clone()),
                 "--rate-limit" if self.is_chat => {
                     let per_second = number()?;
                     self.chat.rate_limit = (per_second > 0).then_some(RateLimit {
