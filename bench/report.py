@@ -28,10 +28,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OURS = "rfc6455"
 RAW = "raw"
 BASELINE = "rfc6455-baseline"
-NOT_PEERS = {OURS, RAW, BASELINE}
+TWO_LOOPS = "rfc6455-2loops"
+TWO_LOOPS_REUSEPORT = "rfc6455-2loops-reuseport"
+NOT_PEERS = {OURS, RAW, BASELINE, TWO_LOOPS, TWO_LOOPS_REUSEPORT}
 SERVER_NAMES = {
     "rfc6455": "rfc6455",
     "rfc6455-baseline": "rfc6455, baseline build (RFC_BASELINE)",
+    "rfc6455-2loops": "rfc6455 --threads 2 (two event loops, one acceptor)",
+    "rfc6455-2loops-reuseport": "rfc6455 --threads 2 --balance reuseport",
     "tungstenite": "tungstenite (thread per connection)",
     "tokio-tungstenite": "tokio-tungstenite",
     "fastwebsockets": "fastwebsockets",
@@ -77,6 +81,7 @@ def shown(path):
 
 def load(paths):
     metas, results, steps = [], [], []
+    SCALEOUT.clear()
     for path in paths:
         with open(path) as f:
             for n, line in enumerate(f, 1):
@@ -95,7 +100,43 @@ def load(paths):
                     results.append(obj)
                 elif kind == "step":
                     steps.append(obj)
+                elif kind == "scaleout":
+                    SCALEOUT.append(obj)
     return metas, results, steps
+
+
+# bench/scaleout.sh's records (kind "scaleout"), gathered by load().
+SCALEOUT = []
+
+
+def scaleout_section():
+    """The chat's scale-out costs: the same broadcast load against each setup, medians."""
+    if not SCALEOUT:
+        return []
+    setups = []
+    for rec in SCALEOUT:
+        if rec["setup"] not in setups:
+            setups.append(rec["setup"])
+    first = SCALEOUT[0]
+    md = ["## Scale-out: event loops, processes, Redis (unpinned)", ""]
+    md.append("`bench/scaleout.sh`: %d members, one sender publishing %s messages/s of the chat's own "
+              "JSON (chat text, compressible), every delivery timed; medians over the rounds. "
+              "*Through Redis* goes from the sender's process to the stream and back to the "
+              "receivers' process. See [scaling.md](scaling.md)."
+              % (first.get("receivers", 0), fmt(first.get("rate", 0))))
+    md.append("")
+    md.append("| setup | deliveries/s | p50 ms | p99 ms | deliveries lost | runs |")
+    md.append("|---|---|---|---|---|---|")
+    for setup in setups:
+        runs = [r["result"] for r in SCALEOUT if r["setup"] == setup and isinstance(r.get("result"), dict)]
+        if not runs:
+            continue
+        med = lambda key: statistics.median([r.get(key, 0) or 0 for r in runs])
+        lost = sum(r.get("lost", 0) or 0 for r in runs)
+        md.append("| %s | %s | %s | %s | %s | %d |" % (setup, fmt(med("deliveries_per_s")),
+                  fmt(med("p50_us") / 1000), fmt(med("p99_us") / 1000), fmt(lost), len(runs)))
+    md.append("")
+    return md
 
 
 def valid(line):
@@ -593,6 +634,7 @@ def write_all(paths, md_path, svg_path, readme_path, autobahn_path):
                     md.append("- %s, round %d: %s" % (server, rnd, "; ".join(parts)))
             md.append("")
 
+    md.extend(scaleout_section())
     with open(md_path, "w", encoding="utf-8") as f:
         f.write("\n".join(md).rstrip() + "\n")
     svg_chart(sections, svg_path)

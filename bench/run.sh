@@ -25,7 +25,10 @@
 #                         fastwebsockets tokio-websockets uws ws raw (scenarios 1-7), and
 #                         uws-shared (uWS.SHARED_COMPRESSOR), uws-dedicated
 #                         (uWS.DEDICATED_COMPRESSOR), ws-deflate (ws, perMessageDeflate with
-#                         threshold 128) (scenarios 8-10)
+#                         threshold 128) (scenarios 8-10); rfc6455-2loops (`--threads 2`, two
+#                         event loops, the acceptor hands connections out) and
+#                         rfc6455-2loops-reuseport (`--balance reuseport`) run only when named,
+#                         best with PIN=0
 #   RESULTS [target/bench/results-DATE.jsonl]   where the JSON lines go (appended)
 #   BUILD [1]             0: skip the builds
 #   REPORT [1]            0: do not run bench/report.py at the end
@@ -121,6 +124,10 @@ server_cmd() {
     case $name/$kind in
         rfc6455/echo) echo "$RFC echo --listen $addr --max-connections 100000 --max-connections-per-ip 100000" ;;
         rfc6455/broadcast) echo "$RFC chat --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
+        rfc6455-2loops/echo) echo "$RFC echo --threads 2 --listen $addr --max-connections 100000 --max-connections-per-ip 100000" ;;
+        rfc6455-2loops/broadcast) echo "$RFC chat --threads 2 --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
+        rfc6455-2loops-reuseport/echo) echo "$RFC echo --threads 2 --balance reuseport --listen $addr --max-connections 100000 --max-connections-per-ip 100000" ;;
+        rfc6455-2loops-reuseport/broadcast) echo "$RFC chat --threads 2 --balance reuseport --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
         rfc6455-baseline/echo) echo "$RFC_BASELINE echo --listen $addr --max-connections 100000 --max-connections-per-ip 100000" ;;
         rfc6455-baseline/broadcast) echo "$RFC_BASELINE chat --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
         tungstenite/echo | fastwebsockets/echo | tokio-websockets/echo) echo "$PEERS/peer-$name echo --listen $addr" ;;
@@ -138,7 +145,7 @@ server_cmd() {
 # available NAME: is its program there?
 available() {
     case $1 in
-        rfc6455) [[ -x $RFC ]] ;;
+        rfc6455 | rfc6455-2loops | rfc6455-2loops-reuseport) [[ -x $RFC ]] ;;
         rfc6455-baseline) [[ -x $RFC_BASELINE ]] ;;
         raw) [[ -x $PEERS/peer-rawtcp ]] ;;
         uws | ws) command -v node >/dev/null && [[ -d $NODE_DIR/node_modules && -f $NODE_DIR/$1-server.mjs ]] ;;
@@ -148,8 +155,11 @@ available() {
     esac
 }
 
+# rfc6455 with two event loops runs only when named: SERVERS=rfc6455,rfc6455-2loops,... PIN=0
+ALL_SERVERS="$ALL_SERVERS rfc6455-2loops rfc6455-2loops-reuseport"
 SELECTED=()
 for s in $ALL_SERVERS; do
+    if [[ $SERVERS == all && $s == rfc6455-2loops* ]]; then continue; fi
     if [[ $SERVERS != all && ",$SERVERS," != *",$s,"* ]]; then continue; fi
     if available "$s"; then SELECTED+=("$s"); else log "note: server $s is not built; skipped"; fi
 done

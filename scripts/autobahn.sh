@@ -12,6 +12,8 @@
 #                             It is written on every run and holds nothing that changes from
 #                             run to run, so CI can fail when the committed file differs.
 #   AUTOBAHN_TIMEOUT=1800     hard limit in seconds for the wstest run (default 1800).
+#   AUTOBAHN_THREADS=1        event loops of the echo server (`rfc6455 echo --threads N`;
+#                             CI uses 2). The summary names the command.
 #
 # What it does:
 #   1. cargo build --release (in the project root, found relative to this script)
@@ -38,6 +40,7 @@ spec="$autobahn_dir/fuzzingclient.json"
 index="$reports_dir/servers/index.json"
 port="${AUTOBAHN_PORT:-9001}"
 wstest_timeout="${AUTOBAHN_TIMEOUT:-1800}"
+threads="${AUTOBAHN_THREADS:-1}"
 run_start=$(date +%s)
 
 log() { printf 'autobahn: %s\n' "$*" >&2; }
@@ -64,6 +67,11 @@ trap 'exit 143' TERM
 case "$port" in
   ''|*[!0-9]*) die "AUTOBAHN_PORT must be a number, got '$port'" ;;
 esac
+case "$threads" in
+  ''|*[!0-9]*) die "AUTOBAHN_THREADS must be a number, got '$threads'" ;;
+esac
+server_args=(echo --listen "127.0.0.1:$port")
+if [ "$threads" != 1 ]; then server_args+=(--threads "$threads"); fi
 
 # --- wstest must be available ------------------------------------------------------------
 if ! (command -v wstest >/dev/null 2>&1 && wstest --autobahnversion >/dev/null 2>&1); then
@@ -128,8 +136,8 @@ if port_open "$port"; then
   die "something is already listening on 127.0.0.1:$port; stop it or set AUTOBAHN_PORT"
 fi
 
-log "starting $server_bin echo --listen 127.0.0.1:$port (log: $reports_dir/server.log)"
-"$server_bin" echo --listen "127.0.0.1:$port" >"$reports_dir/server.log" 2>&1 &
+log "starting $server_bin ${server_args[*]} (log: $reports_dir/server.log)"
+"$server_bin" "${server_args[@]}" >"$reports_dir/server.log" 2>&1 &
 server_pid=$!
 
 ready=0
@@ -177,6 +185,7 @@ docs="${AUTOBAHN_DOCS-$root/docs/conformance.md}"
 if [ -n "$docs" ]; then
   tester=$(wstest --autobahnversion 2>/dev/null | sed '/^[[:space:]]*$/d' | paste -sd, - | sed 's/,/, /g')
   check_args+=(--side server --markdown "$docs" --tester "$tester")
+  if [ "$threads" != 1 ]; then check_args+=(--command "rfc6455 echo --threads $threads"); fi
 fi
 set +e
 python3 "$script_dir/autobahn_check.py" "${check_args[@]}"

@@ -37,7 +37,7 @@ COLUMNS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
 DEFAULT_AGENT = "rfc6455"
 SIDES = {
     "server": {"script": "scripts/autobahn.sh", "reports": "servers",
-               "title": "The server: `wstest -m fuzzingclient` against `rfc6455 echo`",
+               "title": "The server: `wstest -m fuzzingclient` against `%s`",
                "spec": "autobahn/fuzzingclient.json"},
     "client": {"script": "scripts/autobahn-client.sh", "reports": "clients",
                "title": "The client: `examples/autobahn_client.rs` against "
@@ -154,6 +154,8 @@ def main(argv=None):
     ap.add_argument("--agent", default=DEFAULT_AGENT,
                     help="agent name in index.json (default: %(default)s)")
     ap.add_argument("--markdown", metavar="FILE", help="also write a markdown summary to FILE")
+    ap.add_argument("--command", metavar="TEXT", default="rfc6455 echo",
+                    help="the server's command line, for the summary (default: %(default)s)")
     ap.add_argument("--tester", metavar="TEXT",
                     help="the tester's version for the summary (default: ask wstest)")
     args = ap.parse_args(argv)
@@ -204,19 +206,20 @@ def main(argv=None):
     if args.markdown:
         tester = args.tester or wstest_version()
         section = side_markdown(args.side, tester, rows, bad, in_scope, index[args.agent],
-                                passed)
+                                passed, args.command)
         write_markdown(args.markdown, args.side, section)
         print("wrote %s" % args.markdown)
 
     return 0 if passed else 1
 
 
-def side_markdown(side, version, rows, bad, in_scope, cases, passed):
+def side_markdown(side, version, rows, bad, in_scope, cases, passed, command="rfc6455 echo"):
     """One side's part of docs/conformance.md: what the run found, and nothing that changes
     from run to run (no date, commit or durations), so that CI can fail when the committed
     file differs."""
     info = SIDES[side]
-    lines = ["## " + info["title"], ""]
+    title = info["title"] % command if "%s" in info["title"] else info["title"]
+    lines = ["## " + title, ""]
     lines.append("- Tester: %s" % (version or "wstest (version not available)"))
     lines.append("- Spec: `%s`; written by `%s`" % (info["spec"], info["script"]))
     lines.append("- Result: **%s** (%d of %d expected cases, sections 12 and 13 "
@@ -273,7 +276,7 @@ def write_markdown(path, side, section):
     lines.append("")
     for name in ("server", "client"):
         lines.append(marker(name))
-        lines += parts.get(name) or ["## " + SIDES[name]["title"], "",
+        lines += parts.get(name) or ["## " + SIDES[name]["title"].replace("%s", "rfc6455 echo"), "",
                                      "Not run yet: `%s`." % SIDES[name]["script"], ""]
         while lines and lines[-1] == "":
             lines.pop()

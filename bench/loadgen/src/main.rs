@@ -32,7 +32,8 @@ modes:
              one extra sender connection publishes at a fixed rate; every receiver times each
              delivery; the sender's own copies are ignored; lost = sent x N - received for the
              messages sent after the warmup [0 s]; waits --grace [2 s] for stragglers;
-             --p99-limit-ms stops early once the p99 cannot end up under it
+             --p99-limit-ms stops early once the p99 cannot end up under it;
+             --sender-url URL: the sender connects there (another process of one chat)
   connect    --conns C --duration SECS
              C workers loop: TCP connect, upgrade, Close, read the server's Close, close TCP
   idle       --conns N --pid PID [--settle SECS]
@@ -237,7 +238,9 @@ fn run(argv: &[String]) -> Result<(), String> {
                 "deflate-level",
                 "text",
                 "inflate-all",
+                "sender-url",
             ])?;
+            let sender = args.get("sender-url").map(parse_url).transpose()?;
             modes::broadcast(
                 common,
                 modes::BroadcastOpts {
@@ -254,6 +257,7 @@ fn run(argv: &[String]) -> Result<(), String> {
                     quiet_ms: args.num("quiet-ms", Some(300.0), 0.0, 60_000.0)?,
                     text: args.flag("text"),
                     inflate_all: args.flag("inflate-all"),
+                    sender,
                 },
             )
         }

@@ -278,6 +278,9 @@ pub struct BroadcastOpts {
     pub text: bool,
     /// `--inflate-all`: inflate every delivery, even the same bytes again (no memo).
     pub inflate_all: bool,
+    /// `--sender-url`: the sender connects here, not to `--url` (another process of a chat
+    /// shared through Redis).
+    pub sender: Option<crate::Target>,
 }
 
 struct BcH {
@@ -333,6 +336,7 @@ pub fn broadcast(c: Common, o: BroadcastOpts) -> Result<String, String> {
     let mut net = c.net(clock)?;
     net.z.memo_on = !o.inflate_all;
     let n = o.receivers;
+    net.other_addr = o.sender.as_ref().map(|t| (n, t.addr));
     let mut h = BcH {
         sender: n,
         measure_from_ns: u64::MAX,

@@ -759,6 +759,9 @@ pub struct Net {
     dirty: Vec<usize>,
     /// permessage-deflate: the offer, shared buffers and states, byte counts.
     pub z: Zctx,
+    /// One connection slot that connects elsewhere (broadcast `--sender-url`: the sender on
+    /// another chat process than the receivers).
+    pub other_addr: Option<(usize, SocketAddr)>,
 }
 
 impl Net {
@@ -803,6 +806,7 @@ impl Net {
             keep: PREFIX,
             dirty: Vec::new(),
             z: Zctx::new(deflate.is_some(), deflate.unwrap_or(0)),
+            other_addr: None,
         })
     }
 
@@ -813,7 +817,11 @@ impl Net {
         }
         self.started += 1;
         let now = Instant::now();
-        let sock = match TcpStream::connect(self.addr) {
+        let addr = match self.other_addr {
+            Some((slot, addr)) if slot == idx => addr,
+            _ => self.addr,
+        };
+        let sock = match TcpStream::connect(addr) {
             Ok(s) => s,
             Err(_) => {
                 self.errors.count(Gone::Connect);
