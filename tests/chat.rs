@@ -2,14 +2,13 @@
 
 mod common;
 
+use common::chat::Member;
 use common::process::Process;
 use common::{Client, TestServer, http_exchange, upgrade_request};
 use rfc6455::chat::{Chat, ChatOptions};
 use rfc6455::frame::OpCode;
 use rfc6455::server::Options;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn chat_options() -> Options {
@@ -35,50 +34,6 @@ fn chat(heartbeat: Option<Duration>, history: usize) -> ChatOptions {
 
 fn quiet() -> ChatOptions {
     chat(None, 50)
-}
-
-/// A chat client: JSON in, JSON out, answering Pings.
-struct Member {
-    client: Client,
-    pings: usize,
-}
-
-impl Member {
-    fn join(addr: SocketAddr) -> Member {
-        let mut member = Member { client: Client::connect(addr), pings: 0 };
-        let welcome = member.next();
-        assert_eq!(welcome["type"], 4, "{welcome}");
-        member
-    }
-
-    fn say(&mut self, text: &str) {
-        self.client.send_text(&json!({"cmd": "say", "message": text}).to_string());
-    }
-
-    /// The next JSON message (Pings are answered and counted on the way).
-    fn next(&mut self) -> Value {
-        loop {
-            let frame = self.client.read_frame().expect("a frame from the chat");
-            match frame.opcode {
-                OpCode::Ping => {
-                    self.pings += 1;
-                    self.client.send_frame(true, OpCode::Pong, &frame.payload);
-                }
-                OpCode::Text => return serde_json::from_slice(&frame.payload).unwrap(),
-                other => panic!("unexpected {other:?} {:?}", frame.payload),
-            }
-        }
-    }
-
-    /// The next message of `kind` (skipping the others).
-    fn next_of(&mut self, kind: u64) -> Value {
-        loop {
-            let message = self.next();
-            if message["type"] == kind {
-                return message;
-            }
-        }
-    }
 }
 
 #[test]
@@ -156,40 +111,7 @@ fn one_order_across_two_event_loops() {
     assert_eq!(watch.online(), senders);
     // Every member sends at once, from its own thread.
     let rounds = 20;
-    let threads: Vec<_> = members
-        .iter()
-        .enumerate()
-        .map(|(i, member)| {
-            let mut client = member.client.try_clone_client();
-            std::thread::spawn(move || {
-                for round in 0..rounds {
-                    client.send_text(
-                        &json!({"cmd": "say", "message": format!("{i}:{round}")}).to_string(),
-                    );
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    let mut orders = Vec::new();
-    for member in &mut members {
-        let mut next_round = vec![0; senders];
-        let mut seen = Vec::new();
-        for _ in 0..senders * rounds {
-            let message = member.next_of(2);
-            let text = message["message"].as_str().unwrap().to_owned();
-            let (sender, round) = text.split_once(':').unwrap();
-            let sender: usize = sender.parse().unwrap();
-            assert_eq!(round.parse::<usize>().unwrap(), next_round[sender], "order from {sender}");
-            next_round[sender] += 1;
-            seen.push((message["id"].as_u64().unwrap(), text));
-        }
-        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "ids in increasing order");
-        orders.push(seen);
-    }
-    assert!(orders.windows(2).all(|w| w[0] == w[1]), "every member saw one order");
+    common::chat::everyone_says_at_once(&mut members, rounds);
     let stats = server.stop().stats();
     assert_eq!(stats.messages, (senders * rounds) as u64);
 }
@@ -253,18 +175,6 @@ fn a_new_client_gets_recent_history() {
     assert_eq!(read()["type"], 3);
 }
 
-/// Connects to `target` (a path with a query) and reads the welcome.
-fn join_at(addr: SocketAddr, target: &str) -> (Member, Value) {
-    let mut client = Client::unconnected(addr);
-    let request = upgrade_request(&addr).replacen("GET / ", &format!("GET {target} "), 1);
-    client.stream.write_all(request.as_bytes()).unwrap();
-    client.finish_handshake();
-    let mut member = Member { client, pings: 0 };
-    let welcome = member.next();
-    assert_eq!(welcome["type"], 4, "{welcome}");
-    (member, welcome)
-}
-
 /// `?since=ID`: a client that was away gets exactly what it missed, marked as history, then
 /// carries on; one asking for more than is kept is told so.
 #[test]
@@ -286,7 +196,7 @@ fn a_client_resumes_after_the_last_message_it_saw() {
         b.say(text);
         b.next_of(2);
     }
-    let (mut a, welcome) = join_at(server.addr, &format!("/?since={last_seen}"));
+    let (mut a, welcome) = Member::join_at(server.addr, &format!("/?since={last_seen}"));
     assert_eq!(
         (welcome["since"].as_u64(), welcome["complete"].as_bool()),
         (Some(last_seen), Some(true))
@@ -302,11 +212,11 @@ fn a_client_resumes_after_the_last_message_it_saw() {
     b.say("six");
     assert_eq!(a.next_of(2)["message"], "six");
     // Five kept (ids 2-6): resuming after 0 misses message 1, and is told so.
-    let (mut c, welcome) = join_at(server.addr, "/?since=0");
+    let (mut c, welcome) = Member::join_at(server.addr, "/?since=0");
     assert_eq!(welcome["complete"], false, "message 1 is no longer kept: {welcome}");
     assert_eq!(c.next()["message"], "two");
     // An id this server never gave out: everything kept, and not complete.
-    let (mut d, welcome) = join_at(server.addr, "/?since=999");
+    let (mut d, welcome) = Member::join_at(server.addr, "/?since=999");
     assert_eq!(welcome["complete"], false);
     assert_eq!(d.next()["message"], "two", "everything kept, from the oldest");
     let response = http_exchange(
@@ -343,7 +253,7 @@ fn the_history_file_survives_a_kill() {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     let second = Process::start(&args, None);
-    let (mut b, _) = join_at(second.addr, "/");
+    let (mut b, _) = Member::join_at(second.addr, "/");
     for (text, id) in ["before", "the", "kill"].iter().zip(&ids) {
         let replay = b.next();
         assert_eq!((replay["message"].as_str(), replay["id"].as_u64()), (Some(*text), Some(*id)));
@@ -471,7 +381,7 @@ fn a_slow_reader_is_cut_off_and_nobody_else_loses_a_message() {
         })
         .collect();
     // The sender reads its own copies, then waits to see the slow reader (guest-1) leave.
-    let mut echo = Member { client: sender.client.try_clone_client(), pings: 0 };
+    let mut echo = sender.try_clone();
     let echo_thread = std::thread::spawn(move || {
         let mut expected = 0;
         let mut slow_left = false;
@@ -521,7 +431,7 @@ fn a_slow_reader_gets_a_whole_prefix_then_1008() {
     let server = start(options, chat(None, 0));
     let mut slow = Member::join(server.addr);
     let mut sender = Member::join(server.addr);
-    let mut echo = Member { client: sender.client.try_clone_client(), pings: 0 };
+    let mut echo = sender.try_clone();
     let echo_thread = std::thread::spawn(move || {
         let mut expected = 0;
         while expected < MESSAGES {

@@ -6,12 +6,9 @@
 
 mod common;
 
-use common::Client;
+use common::chat::Member;
 use common::process::Process;
-use rfc6455::frame::OpCode;
-use serde_json::{Value, json};
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,93 +81,13 @@ fn chat(redis: &Redis) -> Process {
     Process::start(&["chat", "--heartbeat", "0", "--rate-limit", "0", "--redis", &url], None)
 }
 
-/// A chat client: JSON in, JSON out.
-struct Member {
-    client: Client,
-}
-
-impl Member {
-    fn join(addr: SocketAddr) -> Member {
-        Member::join_at(addr, "/").0
-    }
-
-    fn join_at(addr: SocketAddr, target: &str) -> (Member, Value) {
-        let mut client = Client::unconnected(addr);
-        let request =
-            common::upgrade_request(&addr).replacen("GET / ", &format!("GET {target} "), 1);
-        client.stream.write_all(request.as_bytes()).unwrap();
-        client.finish_handshake();
-        let mut member = Member { client };
-        let welcome = member.next();
-        assert_eq!(welcome["type"], 4, "{welcome}");
-        (member, welcome)
-    }
-
-    fn say(&mut self, text: &str) {
-        self.client.send_text(&json!({"cmd": "say", "message": text}).to_string());
-    }
-
-    fn next(&mut self) -> Value {
-        loop {
-            let frame = self.client.read_frame().expect("a frame from the chat");
-            match frame.opcode {
-                OpCode::Ping => self.client.send_frame(true, OpCode::Pong, &frame.payload),
-                OpCode::Text => return serde_json::from_slice(&frame.payload).unwrap(),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
-
-    fn next_message(&mut self) -> Value {
-        loop {
-            let value = self.next();
-            if value["type"] == 2 && value["history"] != true {
-                return value;
-            }
-        }
-    }
-}
-
 #[test]
 fn two_processes_one_order_for_six_clients() {
     let Some(redis) = Redis::start("two_processes_one_order_for_six_clients") else { return };
     let (a, b) = (chat(&redis), chat(&redis));
     let mut members: Vec<Member> =
         (0..6).map(|i| Member::join(if i % 2 == 0 { a.addr } else { b.addr })).collect();
-    let rounds = 10;
-    let threads: Vec<_> = members
-        .iter()
-        .enumerate()
-        .map(|(i, member)| {
-            let mut client = member.client.try_clone_client();
-            std::thread::spawn(move || {
-                for round in 0..rounds {
-                    let text = format!("{i}:{round}");
-                    client.send_text(&json!({"cmd": "say", "message": text}).to_string());
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    let mut orders = Vec::new();
-    for member in &mut members {
-        let mut next_round = [0; 6];
-        let mut seen = Vec::new();
-        for _ in 0..6 * rounds {
-            let message = member.next_message();
-            let text = message["message"].as_str().unwrap().to_owned();
-            let (sender, round) = text.split_once(':').unwrap();
-            let sender: usize = sender.parse().unwrap();
-            assert_eq!(round.parse::<usize>().unwrap(), next_round[sender], "order from {sender}");
-            next_round[sender] += 1;
-            seen.push((message["id"].as_u64().expect("an id from Redis"), text));
-        }
-        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "ids increase");
-        orders.push(seen);
-    }
-    assert!(orders.windows(2).all(|w| w[0] == w[1]), "one order in both processes");
+    common::chat::everyone_says_at_once(&mut members, 10);
 }
 
 #[test]

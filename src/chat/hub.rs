@@ -71,6 +71,20 @@ pub(super) struct Shared {
     pub(super) names: HashSet<String>,
 }
 
+impl Shared {
+    /// A member named `old` takes the nickname `to`, unless someone else has it (nicknames
+    /// are compared case-insensitively).
+    pub(super) fn take_name(&mut self, old: &str, to: &str) -> Result<(), Refused> {
+        let (old_key, new_key) = (old.to_lowercase(), to.to_lowercase());
+        if new_key != old_key && self.names.contains(&new_key) {
+            return Err(Refused::NameTaken);
+        }
+        self.names.remove(&old_key);
+        self.names.insert(new_key);
+        Ok(())
+    }
+}
+
 /// [`ChatStats`], counted by every loop.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -223,12 +237,7 @@ impl Hub {
             return self.rename_via(relay, from, old, to);
         }
         let mut state = lock(&self.state);
-        let (old_key, new_key) = (old.to_lowercase(), to.to_lowercase());
-        if new_key != old_key && state.names.contains(&new_key) {
-            return Err(Refused::NameTaken);
-        }
-        state.names.remove(&old_key);
-        state.names.insert(new_key);
+        state.take_name(old, to)?;
         let notice =
             super::protocol::presence("rename", to, Some(old), state.online, unix_millis());
         self.publish(&mut state, Item { frame: SharedFrame::text(&notice), message: None });

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod chat;
 pub mod process;
 
 use rfc6455::echo::Echo;

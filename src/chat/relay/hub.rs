@@ -59,15 +59,7 @@ impl Hub {
         old: &str,
         to: &str,
     ) -> Result<(), Refused> {
-        {
-            let mut state = lock(&self.state);
-            let (old_key, new_key) = (old.to_lowercase(), to.to_lowercase());
-            if new_key != old_key && state.names.contains(&new_key) {
-                return Err(Refused::NameTaken);
-            }
-            state.names.remove(&old_key);
-            state.names.insert(new_key);
-        }
+        lock(&self.state).take_name(old, to)?;
         let parts = crate::chat::protocol::presence_parts(
             "rename",
             to,
