@@ -264,6 +264,30 @@ fn connection_floods_get_503_globally_and_per_address() {
     }
 }
 
+#[test]
+fn a_handshake_storm_past_the_rate_gets_503_with_spreading_retry_after() {
+    let mut options = Options::default();
+    options.max_handshake_rate = Some(2.0);
+    // One loop: the rate is per loop.
+    let server = TestServer::start(options, Echo::default());
+    // A burst of a tenth of a second's worth, but at least one.
+    let admitted = Client::connect(server.addr);
+    let retry_after = |response: &str| -> u64 {
+        assert!(response.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{response}");
+        let line = response.lines().find(|l| l.starts_with("Retry-After: ")).expect(response);
+        line["Retry-After: ".len()..].parse().unwrap()
+    };
+    // The burst is spent: the next ones are told to come back, later and later (two a second).
+    let waits: Vec<u64> = (0..5)
+        .map(|_| retry_after(&http_exchange(server.addr, upgrade_request(&server.addr).as_bytes())))
+        .collect();
+    assert_eq!(waits, [1, 1, 2, 2, 3]);
+    // A plain request for a page is not a handshake: not counted, not refused.
+    let page = http_exchange(server.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(!page.starts_with("HTTP/1.1 503"), "{page}");
+    drop(admitted);
+}
+
 /// Out of descriptors: the server does not spin on its listener, and accepts the waiting
 /// connections once descriptors are free again.
 #[test]

@@ -77,6 +77,8 @@ pub(crate) struct Table<S> {
     pub(crate) max_outbox: usize,
     /// The server is shutting down: reading is never paused again.
     pub(crate) shutting_down: bool,
+    /// `Options::max_handshake_rate`, as a token bucket.
+    pub(crate) admission: Option<super::admission::Admission>,
 }
 
 impl<S> Table<S> {

@@ -26,6 +26,7 @@
 //! ([`Handler::poll_timeout`]); the loop keeps the connections' in a heap and uses the nearest
 //! as its poll timeout. Nothing sleeps.
 
+mod admission;
 mod caps;
 mod ctx;
 mod event_loop;
@@ -83,6 +84,11 @@ pub struct Options {
     /// Where the server reports what it does (`--trace` lines, refused answers); `None`:
     /// nowhere. The library never prints.
     pub log: Option<Arc<dyn Log>>,
+    /// The most opening handshakes each event loop completes per second (bursts of a tenth of
+    /// a second's worth);
+    /// past it, a WebSocket request gets `503` with a `Retry-After` that spreads the refused
+    /// clients over the following seconds (see `admission.rs`). `None`: no limit.
+    pub max_handshake_rate: Option<f64>,
     /// Bind with `SO_REUSEPORT`, so that several servers (several event loops, see [`Loops`])
     /// listen on one address and the kernel spreads new connections over them.
     pub reuse_port: bool,
@@ -105,6 +111,7 @@ impl Default for Options {
             shutdown_timeout: Duration::from_secs(3),
             command_queue: 4096,
             log: None,
+            max_handshake_rate: None,
             reuse_port: false,
             caps: None,
         }
@@ -124,6 +131,7 @@ impl std::fmt::Debug for Options {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("command_queue", &self.command_queue)
             .field("log", &self.log.as_ref().map(|_| "set"))
+            .field("max_handshake_rate", &self.max_handshake_rate)
             .field("reuse_port", &self.reuse_port)
             .finish()
     }

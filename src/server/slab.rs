@@ -36,11 +36,15 @@ pub(crate) struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
+    /// The generation a slot added at the end starts with: above that of every slot given
+    /// back by [`Slab::shrink`], so that an id of a slot that was given back never matches
+    /// the slot made again in its place.
+    fresh_generation: u32,
 }
 
 impl<T> Slab<T> {
     pub(crate) fn new() -> Self {
-        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
+        Slab { slots: Vec::new(), free: Vec::new(), len: 0, fresh_generation: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -55,7 +59,7 @@ impl<T> Slab<T> {
                 let Slot::Vacant { generation } = slot else { return None };
                 (index, generation.wrapping_add(1))
             }
-            None => (u32::try_from(self.slots.len()).ok()?, 0),
+            None => (u32::try_from(self.slots.len()).ok()?, self.fresh_generation),
         };
         let id = ConnId { index, generation };
         let slot = Slot::Occupied { generation, value: make(id) };
@@ -88,6 +92,28 @@ impl<T> Slab<T> {
             }
             _ => None,
         }
+    }
+
+    /// When at most a quarter of the slots are in use, gives back the vacant slots at the end
+    /// and the memory they took (after a storm of connections has left, the table shrinks
+    /// instead of holding its largest size for ever). Returns whether memory was given back.
+    pub(crate) fn shrink(&mut self) -> bool {
+        if self.slots.len() < 64 || self.len * 4 > self.slots.len() {
+            return false;
+        }
+        while let Some(Slot::Vacant { generation }) = self.slots.last() {
+            // Generations only grow (they wrap after 2^32 reuses of one slot).
+            self.fresh_generation = self.fresh_generation.max(generation.wrapping_add(1));
+            self.slots.pop();
+        }
+        let kept = self.slots.len();
+        self.free.retain(|&index| (index as usize) < kept);
+        if self.slots.capacity() <= 2 * kept.max(32) {
+            return false;
+        }
+        self.slots.shrink_to(2 * kept.max(16));
+        self.free.shrink_to(2 * self.free.len().max(16));
+        true
     }
 
     /// Every stored value with its id, to change.
@@ -127,6 +153,32 @@ mod tests {
         assert_eq!(slab.remove(a), None);
         assert_eq!(slab.get_mut(b).copied(), Some("b"));
         assert_eq!(slab.len(), 1);
+    }
+
+    #[test]
+    fn an_emptied_table_gives_its_slots_back_and_old_ids_stay_stale() {
+        let mut slab = Slab::new();
+        let ids: Vec<ConnId> = (0..1000).map(|i| slab.insert_with(|_| i).unwrap()).collect();
+        // Reuse one high slot a few times, so that its generation is not 0.
+        let mut last = ids[999];
+        for _ in 0..3 {
+            slab.remove(last);
+            last = slab.insert_with(|_| 999).unwrap();
+        }
+        assert!(!slab.shrink(), "full: nothing to give back");
+        for &id in &ids[10..999] {
+            slab.remove(id);
+        }
+        slab.remove(last);
+        assert!(slab.shrink());
+        assert_eq!((slab.len(), slab.slots.len()), (10, 10));
+        assert!(slab.slots.capacity() <= 32);
+        assert!(slab.free.is_empty());
+        // New slots at the end: ids of the slots given back never match them.
+        let fresh: Vec<ConnId> = (0..990).map(|i| slab.insert_with(|_| i).unwrap()).collect();
+        assert_eq!(fresh[989].index, last.index);
+        assert_eq!(slab.get_mut(last), None);
+        assert!(ids[10..].iter().all(|&old| fresh.iter().all(|&new| new != old)));
     }
 
     #[test]

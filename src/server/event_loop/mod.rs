@@ -110,6 +110,7 @@ impl<H: Handler> Server<H> {
                 removals: Vec::new(),
                 max_outbox: options.max_outbox,
                 shutting_down: false,
+                admission: options.max_handshake_rate.map(super::admission::Admission::new),
             },
             mailbox: Mailbox::new(waker, options.command_queue),
             options,
@@ -380,6 +381,9 @@ impl<H: Handler> Server<H> {
                     self.refusing -= 1;
                 }
             }
+            if self.table.conns.shrink() {
+                give_back_freed_memory();
+            }
         }
     }
 
@@ -392,5 +396,17 @@ impl<H: Handler> Server<H> {
     /// A new connection's state machine.
     fn new_connection(&self, now: Instant) -> Connection {
         Connection::new(self.config.clone(), now)
+    }
+}
+
+/// Asks the allocator to return freed memory to the system (glibc keeps what was freed for
+/// reuse; after a storm of connections has left, that would hold the server's largest size).
+/// Called only when the connection table has shrunk by half or more, so rarely.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and releases the allocator's own free lists; it takes no
+    // pointer and may be called at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::close::CloseCode;
 use crate::connection::{Connection, Event};
+use crate::http::Response;
 use crate::message::Message;
 use crate::server::ctx::{Ctx, Table};
 use crate::server::outbox;
@@ -100,7 +101,18 @@ impl<H: Handler> Turn<'_, H> {
         let Some(entry) = self.table.conns.get_mut(id) else { return };
         let Some(request) = entry.conn.request() else { return };
         let peer = entry.stream.peer_addr().unwrap_or(SocketAddr::new(entry.ip, 0));
-        let decision = self.handler.on_request(request, peer);
+        let refused = match &mut self.table.admission {
+            Some(admission) if request.is_websocket() => admission.admit(self.now).err(),
+            _ => None,
+        };
+        let decision = match refused {
+            // Past the handshake rate: see `admission.rs`.
+            Some(wait) => Decision::Respond(
+                Response::text(503, "too many handshakes at once: come back later")
+                    .with_header("Retry-After", wait.to_string()),
+            ),
+            None => self.handler.on_request(request, peer),
+        };
         let (answered, state) = match decision {
             Decision::Accept { answer, state } => {
                 (entry.conn.accept(&answer, cork, self.now), Some(state))
