@@ -36,6 +36,8 @@ options (defaults: chat / echo):
   --max-connections N       connections held at once (all event loops together), further
                             ones get 503 [10000]
   --max-connections-per-ip N  the same, per peer address [256 / 10000]
+  --max-handshake-rate N    opening handshakes each event loop completes per second; past
+                            it, 503 with a Retry-After that spreads them, 0 = off [10000 / 0]
   --allow-origin ORIGIN     accept WebSockets only from this Origin (repeatable), else 403;
                             without any, every origin is accepted [none]
   --subprotocol NAME        a subprotocol to accept (repeatable) [none]
@@ -58,6 +60,10 @@ chat only:
                             through a Redis stream (cargo feature redis)
   --rate-limit N            messages per second a client may send (bursts of 2N); a
                             faster client is read at that rate, nothing is dropped; 0 = off [20]
+  --presence-interval MS    joins and leaves are gathered and told at most this often, as
+                            one notice [250]
+  --presence-names N        up to N members online, joins, leaves and renames are told by
+                            name; above, only the online count (the who command lists) [200]
   -h, --help                this text
 ";
 
@@ -214,6 +220,9 @@ impl Settings {
         options.connection.ping_interval = Some(Duration::from_secs(20));
         options.max_outbox = 1024 * 1024;
         options.max_connections_per_ip = 256;
+        // Past what one loop completes (about 9,000 joins a second in bench/storm.sh on a
+        // 2-core machine), joins are refused for later rather than queued.
+        options.max_handshake_rate = Some(10_000.0);
         // A chat message is at most 64 KiB: a member whose reading is paused by the rate limit
         // holds at most this much read and not yet processed.
         options.read_budget = 64 * 1024;
@@ -314,6 +323,10 @@ impl Settings {
                     }
                 }
                 "--max-connections-per-ip" => self.options.max_connections_per_ip = size()?,
+                "--max-handshake-rate" => {
+                    let rate = number()?;
+                    self.options.max_handshake_rate = (rate > 0).then_some(rate as f64);
+                }
                 "--allow-origin" => self.policy.allowed_origins.push(value.clone()),
                 "--subprotocol" => self.policy.subprotocols.push(value.clone()),
                 "--deflate-window" => {
@@ -342,6 +355,10 @@ impl Settings {
                 "--heartbeat" if self.is_chat => self.chat.heartbeat = optional_secs()?,
                 "--history" if self.is_chat => self.chat.history = size()?,
                 "--kept" if self.is_chat => self.chat.kept = size()?,
+                "--presence-interval" if self.is_chat => {
+                    self.chat.presence_interval = Duration::from_millis(number()?)
+                }
+                "--presence-names" if self.is_chat => self.chat.presence_names = size()?,
                 "--history-file" if self.is_chat => self.history_file = Some(value.into()),
                 "--redis" if self.is_chat => self.redis = Some(value.clone()),
                 "--rate-limit" if self.is_chat => {

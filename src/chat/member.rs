@@ -16,8 +16,9 @@ pub struct RateLimit {
 /// One member of the chat.
 #[derive(Debug, Default)]
 pub struct Member {
-    /// The nickname, `guest-N` until the member picks one.
-    pub name: String,
+    /// The nickname, `guest-N` until the member picks one (shared with the chat's list of
+    /// names: one string for both).
+    pub name: std::sync::Arc<str>,
     /// We closed this member (it sent binary): what it still sends is ignored.
     pub closing: bool,
     /// How fast it may send.

@@ -11,6 +11,7 @@
 mod hub;
 mod journal;
 mod member;
+mod presence;
 pub mod protocol;
 #[cfg(feature = "redis")]
 mod relay;
@@ -23,7 +24,7 @@ use crate::message::Message;
 use crate::policy::{Page, Policy};
 use crate::server::{CloseStatus, ConnId, Ctx, Decision, Handler, ServerHandle, SharedFrame};
 use bytes::Bytes;
-use hub::{Counters, Hub};
+use hub::{Counters, Hub, PresenceRule, Told};
 use protocol::{ChatMessage, Command};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -63,6 +64,11 @@ pub struct ChatOptions {
     pub kept: usize,
     /// How fast one client may send; past it, the server reads from it at that rate.
     pub rate_limit: Option<RateLimit>,
+    /// Joins and leaves are gathered and told at most this often, as one notice.
+    pub presence_interval: Duration,
+    /// Up to this many members online, joins, leaves and renames are told by name; above it,
+    /// only the online count (a client asks for the member list with `{"cmd":"who"}`).
+    pub presence_names: usize,
 }
 
 impl Default for ChatOptions {
@@ -72,6 +78,8 @@ impl Default for ChatOptions {
             history: 50,
             kept: 1000,
             rate_limit: Some(RateLimit { per_second: 20.0, burst: 40.0 }),
+            presence_interval: Duration::from_millis(250),
+            presence_names: 200,
         }
     }
 }
@@ -125,10 +133,23 @@ pub struct Chat {
     index: usize,
     /// The recent chat messages this loop has delivered: the same on every loop, since every
     /// loop delivers the same items in the same order. A new member gets them, then whatever
-    /// comes next, with no gap and no repeat.
-    history: VecDeque<ChatMessage>,
+    /// comes next, with no gap and no repeat. Each is encoded once, as history, and shared by
+    /// every member it is replayed to.
+    history: VecDeque<Kept>,
     heartbeat: Option<Cadence>,
     heartbeat_frame: SharedFrame,
+}
+
+/// A message kept for replay: its id, and its frame (marked as history).
+struct Kept {
+    id: u64,
+    frame: SharedFrame,
+}
+
+impl Kept {
+    fn new(message: &ChatMessage) -> Kept {
+        Kept { id: message.id, frame: SharedFrame::text(&message.to_json(true)) }
+    }
 }
 
 impl Chat {
@@ -148,7 +169,8 @@ impl Chat {
     /// [`crate::server::Loops`], and [`Chat::attach`] the loops' handles before they start, so
     /// that each loop can wake the others.
     pub fn group(loops: usize, options: ChatOptions, policy: Policy) -> Vec<Chat> {
-        Chat::build(loops, options, policy, Arc::new(Hub::new(loops, 1, None)), VecDeque::new())
+        let hub = Hub::new(loops, 1, None, rule(&options));
+        Chat::build(loops, options, policy, Arc::new(hub), VecDeque::new())
     }
 
     /// [`Chat::group`] with its history in a file (`--history-file`): every message is
@@ -162,7 +184,7 @@ impl Chat {
         history_file: &std::path::Path,
     ) -> std::io::Result<Vec<Chat>> {
         let loaded = journal::open(history_file, options.history.max(options.kept))?;
-        let hub = Hub::new(loops, loaded.next_id, Some(loaded.journal));
+        let hub = Hub::new(loops, loaded.next_id, Some(loaded.journal), rule(&options));
         Ok(Chat::build(loops, options, policy, Arc::new(hub), loaded.recent))
     }
 
@@ -178,7 +200,7 @@ impl Chat {
     ) -> Result<Vec<Chat>, String> {
         let start = relay::connect(url, options.history.max(options.kept))?;
         let recent = start.recent.clone();
-        let hub = Arc::new(Hub::new(loops, start.next_id, None));
+        let hub = Arc::new(Hub::new(loops, start.next_id, None, rule(&options)));
         hub.set_online(start.online);
         let seed = crate::random::os_seed().map_err(|e| format!("getrandom: {e}"))?;
         let process: String = seed[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -201,7 +223,7 @@ impl Chat {
                 policy: policy.clone(),
                 hub: hub.clone(),
                 index,
-                history: recent.clone(),
+                history: recent.iter().map(Kept::new).collect(),
                 heartbeat_frame: SharedFrame::text(protocol::HEARTBEAT),
             })
             .collect()
@@ -254,7 +276,7 @@ impl Chat {
                 if self.history.len() == keep {
                     self.history.pop_front();
                 }
-                self.history.push_back(message);
+                self.history.push_back(Kept::new(&message));
             }
         }
     }
@@ -265,17 +287,21 @@ impl Chat {
 
     /// The history a new member gets: the last `history` messages; or, resuming after
     /// `since`, every kept message after it, and whether that is all it missed.
-    fn catch_up(&self, since: Option<u64>) -> (Vec<&ChatMessage>, Option<bool>) {
+    fn catch_up(&self, since: Option<u64>) -> (Vec<&SharedFrame>, Option<bool>) {
         let Some(since) = since else {
             let skip = self.history.len().saturating_sub(self.options.history);
-            return (self.history.iter().skip(skip).collect(), None);
+            return (self.history.iter().skip(skip).map(|kept| &kept.frame).collect(), None);
         };
         let next_id = self.hub.next_message_id();
         let given_out = since < next_id;
         // An id this chat never gave out (a restart without a history file began again from 1):
         // everything kept, which may not be all.
-        let after: Vec<&ChatMessage> =
-            self.history.iter().filter(|m| !given_out || m.id > since).collect();
+        let after: Vec<&SharedFrame> = self
+            .history
+            .iter()
+            .filter(|kept| !given_out || kept.id > since)
+            .map(|kept| &kept.frame)
+            .collect();
         // Complete when `since` is an id this chat gave out and nothing after it was dropped:
         // the history holds everything from `since + 1` on (what came after the history is
         // still on its way to this loop, and follows it). An empty history dropped nothing,
@@ -295,7 +321,7 @@ impl Chat {
             let _ = ctx.send_text(&protocol::error("empty message"));
             return;
         }
-        match self.hub.say(self.index, &member.name, text) {
+        match self.hub.say(self.index, &member.name, text, ctx.now()) {
             Ok(()) => self.deliver(ctx),
             Err(_) => {
                 let _ = ctx.send_text(&protocol::error("the server is busy: message not sent"));
@@ -311,12 +337,20 @@ impl Chat {
                 return;
             }
         };
-        match self.hub.rename(self.index, &member.name, name) {
-            Ok(()) => {
-                member.name = name.to_owned();
+        let old = std::mem::take(&mut member.name);
+        match self.hub.rename(self.index, &old, name, ctx.now()) {
+            Ok((told, name)) => {
+                member.name = name.clone();
+                if told == Told::OnlyTheMember {
+                    let online = self.hub.online();
+                    let notice =
+                        protocol::presence("rename", &name, Some(&old), online, unix_millis());
+                    let _ = ctx.send_text(&notice);
+                }
                 self.deliver(ctx);
             }
             Err(_) => {
+                member.name = old;
                 let _ = ctx.send_text(&protocol::error("that nickname is taken"));
             }
         }
@@ -342,7 +376,7 @@ impl Handler for Chat {
         if let Some(id) = ctx.id() {
             self.deliver_skipping(ctx, Some(id));
         }
-        let (name, online) = self.hub.join(self.index);
+        let (name, online) = self.hub.join(self.index, ctx.now());
         member.name = name;
         if let Some(heartbeat) = &mut self.heartbeat {
             heartbeat.start(ctx.now());
@@ -355,8 +389,10 @@ impl Handler for Chat {
             _ => protocol::welcome(&member.name, online),
         };
         let _ = ctx.send_text(&welcome);
-        for message in history {
-            let _ = ctx.send_text(&message.to_json(true));
+        if let Some(id) = ctx.id() {
+            for frame in history {
+                let _ = ctx.send_shared(id, frame);
+            }
         }
         // Then the join, and whatever came after the history above.
         self.deliver(ctx);
@@ -388,6 +424,10 @@ impl Handler for Chat {
         match protocol::parse(text) {
             Command::Say(text) => self.say(ctx, member, &text),
             Command::Nick(name) => self.rename(ctx, member, &name),
+            Command::Who => {
+                let (names, online, complete) = self.hub.members();
+                let _ = ctx.send_text(&protocol::members(&names, online, complete));
+            }
             Command::Invalid(reason) => {
                 let _ = ctx.send_text(&protocol::error(reason));
             }
@@ -395,15 +435,23 @@ impl Handler for Chat {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, Member>, member: Member, _status: &CloseStatus) {
-        self.hub.leave(self.index, &member.name);
+        self.hub.leave(self.index, &member.name, ctx.now());
         self.deliver(ctx);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.heartbeat.as_ref().and_then(Cadence::next)
+        let heartbeat = self.heartbeat.as_ref().and_then(Cadence::next);
+        match (heartbeat, self.hub.presence_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn on_timeout(&mut self, ctx: &mut Ctx<'_, Member>) {
+        if self.hub.presence_due().is_some_and(|due| due <= ctx.now()) {
+            self.hub.presence_timer(self.index, ctx.now());
+            self.deliver(ctx);
+        }
         if self.heartbeat.as_mut().is_some_and(|heartbeat| heartbeat.fire(ctx.now())) {
             let frame = self.heartbeat_frame.clone();
             self.broadcast(ctx, &frame);
@@ -414,6 +462,10 @@ impl Handler for Chat {
     fn on_notify(&mut self, ctx: &mut Ctx<'_, Member>) {
         self.deliver(ctx);
     }
+}
+
+fn rule(options: &ChatOptions) -> PresenceRule {
+    PresenceRule { every: options.presence_interval, names_up_to: options.presence_names }
 }
 
 fn unix_millis() -> u64 {

@@ -18,6 +18,10 @@ pub const TYPE_PRESENCE: u64 = 3;
 pub const TYPE_WELCOME: u64 = 4;
 /// An error about the client's own request.
 pub const TYPE_ERROR: u64 = 5;
+/// The member list, in answer to `{"cmd":"who"}`.
+pub const TYPE_MEMBERS: u64 = 6;
+/// The most names a member list holds (a chat holds at most `--max-connections` members).
+pub const MAX_LISTED: usize = 10_000;
 /// Longest nickname, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
 
@@ -28,6 +32,8 @@ pub enum Command {
     Say(String),
     /// A new nickname.
     Nick(String),
+    /// The member list (`{"cmd":"who"}`).
+    Who,
     /// A JSON command the server does not understand, with the reason.
     Invalid(&'static str),
 }
@@ -51,6 +57,7 @@ pub fn parse(text: &str) -> Command {
         "nick" => {
             field("name").map_or(Command::Invalid("nick needs a string \"name\""), Command::Nick)
         }
+        "who" => Command::Who,
         // Not one of ours: text like any other, as the tutorial's server would treat it.
         _ => Command::Say(text.to_owned()),
     }
@@ -127,6 +134,44 @@ pub fn presence(event: &str, name: &str, from: Option<&str>, online: usize, ts: 
     )
 }
 
+/// Gathered joins and leaves (`presence.rs`) as one notice, in two parts around its online
+/// count: the `join` or `leave` notice when there is one name, a `batch` of names when there
+/// are several, a `count` when names are not told (`names` false); `None` when there is
+/// nothing to tell.
+pub fn gathered_parts(
+    joined: &[String],
+    left: &[String],
+    names: bool,
+    count_changed: bool,
+    ts: u64,
+) -> Option<(String, String)> {
+    match (names, joined, left) {
+        (true, [name], []) => Some(presence_parts("join", name, None, ts)),
+        (true, [], [name]) => Some(presence_parts("leave", name, None, ts)),
+        (true, [], []) | (false, _, _) => count_changed.then(|| count_parts(ts)),
+        (true, _, _) => {
+            let list = |names: &[String]| Value::from(names).to_string();
+            Some((
+                format!(
+                    r#"{{"type":{TYPE_PRESENCE},"event":"batch","joined":{},"left":{},"online":"#,
+                    list(joined),
+                    list(left)
+                ),
+                format!(r#","ts":{ts}}}"#),
+            ))
+        }
+    }
+}
+
+/// The member list: `names` (at most [`MAX_LISTED`]), and `complete` false when the list does
+/// not hold every member (more than [`MAX_LISTED`], or members of other processes).
+pub fn members(names: &[String], online: usize, complete: bool) -> String {
+    format!(
+        r#"{{"type":{TYPE_MEMBERS},"members":{},"online":{online},"complete":{complete}}}"#,
+        Value::from(names)
+    )
+}
+
 /// A chat message's JSON in two parts, around its id (for an id that is given out elsewhere:
 /// by Redis, `relay/`).
 pub fn message_parts(text: &str, name: &str, ts: u64) -> (String, String) {
@@ -195,6 +240,7 @@ mod tests {
         assert_eq!(parse(r#" {"cmd":"nick","name":"alice"}"#), Command::Nick("alice".into()));
         assert!(matches!(parse(r#"{"cmd":"nick"}"#), Command::Invalid(_)));
         assert_eq!(parse(r#"{"cmd":"fly"}"#), Command::Say(r#"{"cmd":"fly"}"#.into()));
+        assert_eq!(parse(r#"{"cmd":"who"}"#), Command::Who);
     }
 
     #[test]
@@ -235,6 +281,9 @@ mod tests {
         assert_eq!(r, json!({"type": 4, "name": "a", "online": 2, "since": 7, "complete": false}));
         let w: Value = serde_json::from_str(&welcome("a\u{1}", 2)).unwrap();
         assert_eq!(w, json!({"type": 4, "name": "a\u{1}", "online": 2}));
+        let list = ["a".to_owned(), "b\"".to_owned()];
+        let m: Value = serde_json::from_str(&members(&list, 3, false)).unwrap();
+        assert_eq!(m, json!({"type": 6, "members": ["a", "b\""], "online": 3, "complete": false}));
         let e: Value = serde_json::from_str(&error("no")).unwrap();
         assert_eq!(e, json!({"type": 5, "error": "no"}));
         let p: Value = serde_json::from_str(&presence("rename", "b", Some("a"), 3, 9)).unwrap();
@@ -242,5 +291,28 @@ mod tests {
             p,
             json!({"type": 3, "event": "rename", "name": "b", "from": "a", "online": 3, "ts": 9})
         );
+    }
+
+    #[test]
+    fn gathered_notices() {
+        let one = ["a".to_owned()];
+        let two = ["a".to_owned(), "b".to_owned()];
+        let json = |parts: Option<(String, String)>| -> Value {
+            let (head, tail) = parts.unwrap();
+            serde_json::from_str(&format!("{head}7{tail}")).unwrap()
+        };
+        let j = json(gathered_parts(&one, &[], true, true, 9));
+        assert_eq!(j, json!({"type": 3, "event": "join", "name": "a", "online": 7, "ts": 9}));
+        let l = json(gathered_parts(&[], &one, true, true, 9));
+        assert_eq!(l, json!({"type": 3, "event": "leave", "name": "a", "online": 7, "ts": 9}));
+        let b = json(gathered_parts(&two, &one, true, true, 9));
+        assert_eq!(
+            b,
+            json!({"type": 3, "event": "batch", "joined": ["a", "b"], "left": ["a"], "online": 7, "ts": 9})
+        );
+        let c = json(gathered_parts(&two, &[], false, true, 9));
+        assert_eq!(c, json!({"type": 3, "event": "count", "online": 7, "ts": 9}));
+        assert!(gathered_parts(&[], &[], true, false, 9).is_none());
+        assert!(gathered_parts(&two, &[], false, false, 9).is_none());
     }
 }

@@ -277,6 +277,13 @@ await step('1. two pages connect, rename to alice and bob, chat by Enter and by 
   assert(await A.textContent('#me') === 'alice', 'a refused nickname changed #me');
 });
 
+await step('1a. the Members button lists who is online, by name', async () => {
+  await front(A);
+  await A.click('#who');
+  await A.waitForFunction(() => [...document.querySelectorAll('#list li.notice.presence')]
+    .some((li) => /Members \(2\): alice, bob$/.test(li.textContent)), null, { timeout: T, polling: 50 });
+});
+
 await step('1b. Chromium and the chat agreed to permessage-deflate, and long messages flow both ways', async () => {
   for (const p of [A, B]) {
     const ext = await p.evaluate(() => window.__sockets.at(-1)?.extensions);

@@ -2,53 +2,67 @@
 //! online count; the hub hands what the reader reads to every loop.
 
 use super::{Entry, Full, Kind, Outgoing, Relay, online_of};
-use crate::chat::hub::{Counters, Hub, Item, Refused, lock};
+use crate::chat::hub::{Counters, Hub, Item, Refused, Shared, Told, lock};
 use crate::chat::protocol::ChatMessage;
 use crate::server::SharedFrame;
+use std::sync::Arc;
+use std::time::Instant;
 
 impl Hub {
-    fn presence_via(&self, relay: &Relay, from: usize, parts: (String, String), delta: i64) {
+    /// Gives a presence notice to the writer, under the state lock the caller holds. When Redis
+    /// is down (the notice is counted when it is back) or its queue is full, the notice is
+    /// published here now, so that members of this process always see who came and went; then
+    /// it returns true (the other loops are to be woken).
+    pub(in crate::chat) fn presence_via(
+        &self,
+        relay: &Relay,
+        state: &mut Shared,
+        parts: (String, String),
+        delta: i64,
+    ) -> bool {
         let (head, tail) = parts;
         let up = relay.is_up();
-        let online = lock(&self.state).online;
-        let json = format!("{head}{online}{tail}");
+        let json = format!("{head}{}{tail}", state.online);
         let item = Outgoing { kind: Kind::Presence, head, tail, delta, delivered_as: None };
         let queued = relay.append(item, !up).is_ok();
-        // Redis is down (the notice is counted when it is back), or its queue is full: the
-        // notice is shown here now, so that members of this process always see who came and
-        // went.
         if !up || !queued {
-            let mut state = lock(&self.state);
-            self.publish(&mut state, Item { frame: SharedFrame::text(&json), message: None });
-            drop(state);
-            self.wake_others(from);
+            self.publish(state, Item { frame: SharedFrame::text(&json), message: None });
+            return true;
         }
+        false
     }
 
-    pub(in crate::chat) fn join_via(&self, relay: &Relay, from: usize) -> (String, usize) {
-        let (name, online) = {
-            let mut state = lock(&self.state);
-            let name = loop {
-                // Guest numbers are per process: the process's name keeps them apart.
-                let name = format!("guest-{}-{}", &relay.process()[..4], state.next_guest);
-                state.next_guest += 1;
-                if state.names.insert(name.to_lowercase()) {
-                    break name;
-                }
-            };
-            (name, state.online + 1)
-        };
-        let parts =
-            crate::chat::protocol::presence_parts("join", &name, None, crate::chat::unix_millis());
-        self.presence_via(relay, from, parts, 1);
+    pub(in crate::chat) fn join_via(
+        &self,
+        relay: &Relay,
+        from: usize,
+        now: Instant,
+    ) -> (Arc<str>, usize) {
+        let mut state = lock(&self.state);
+        // Guest numbers are per process: the process's name keeps them apart.
+        let name = state.guest_name(&format!("{}-", &relay.process()[..4]));
+        // The count the stream said last, and this member.
+        let online = state.online + 1;
+        state.presence.join(&name, online, now);
+        let wake = self.tell_presence(&mut state, now, false);
+        drop(state);
+        if wake {
+            self.wake_others(from);
+        }
         (name, online)
     }
 
-    pub(in crate::chat) fn leave_via(&self, relay: &Relay, from: usize, name: &str) {
-        lock(&self.state).names.remove(&name.to_lowercase());
-        let parts =
-            crate::chat::protocol::presence_parts("leave", name, None, crate::chat::unix_millis());
-        self.presence_via(relay, from, parts, -1);
+    pub(in crate::chat) fn leave_via(&self, _relay: &Relay, from: usize, name: &str, now: Instant) {
+        let mut state = lock(&self.state);
+        state.names.remove(name.to_lowercase().as_str());
+        let online = state.online.saturating_sub(1);
+        state.presence.leave(name, online, now);
+        state.shrink_names();
+        let wake = self.tell_presence(&mut state, now, false);
+        drop(state);
+        if wake {
+            self.wake_others(from);
+        }
     }
 
     /// Nicknames are unique within one process (a name taken in another is not known here).
@@ -58,16 +72,24 @@ impl Hub {
         from: usize,
         old: &str,
         to: &str,
-    ) -> Result<(), Refused> {
-        lock(&self.state).take_name(old, to)?;
-        let parts = crate::chat::protocol::presence_parts(
-            "rename",
-            to,
-            Some(old),
-            crate::chat::unix_millis(),
-        );
-        self.presence_via(relay, from, parts, 0);
-        Ok(())
+        now: Instant,
+    ) -> Result<(Told, Arc<str>), Refused> {
+        let mut state = lock(&self.state);
+        let name = state.take_name(old, to)?;
+        let mut wake = self.tell_presence(&mut state, now, true);
+        let told = if state.presence.names_told(state.online) {
+            let ts = crate::chat::unix_millis();
+            let parts = crate::chat::protocol::presence_parts("rename", to, Some(old), ts);
+            wake |= self.presence_via(relay, &mut state, parts, 0);
+            Told::Everyone
+        } else {
+            Told::OnlyTheMember
+        };
+        drop(state);
+        if wake {
+            self.wake_others(from);
+        }
+        Ok((told, name))
     }
 
     pub(in crate::chat) fn say_via(
@@ -76,6 +98,7 @@ impl Hub {
         from: usize,
         name: &str,
         text: &str,
+        now: Instant,
     ) -> Result<(), Refused> {
         if self.any_inbox_full() {
             return Err(Refused::Busy);
@@ -87,12 +110,17 @@ impl Hub {
         // appended when it is back.
         let local = (!up).then(|| format!("{}{tail}", head.trim_end_matches(r#","id":"#)));
         let item = Outgoing { kind: Kind::Message, head, tail, delta: 0, delivered_as: None };
+        // What was gathered goes first, under the lock, so that it is appended before this.
+        let mut state = lock(&self.state);
+        let mut wake = self.tell_presence(&mut state, now, true);
         relay.append(item, !up).map_err(|Full| Refused::Busy)?;
         Counters::add(&self.stats.messages, 1);
         if let Some(json) = local {
-            let mut state = lock(&self.state);
             self.publish(&mut state, Item { frame: SharedFrame::text(&json), message: None });
-            drop(state);
+            wake = true;
+        }
+        drop(state);
+        if wake {
             self.wake_others(from);
         }
         Ok(())
