@@ -84,8 +84,8 @@ pub struct Options {
     /// Where the server reports what it does (`--trace` lines, refused answers); `None`:
     /// nowhere. The library never prints.
     pub log: Option<Arc<dyn Log>>,
-    /// The most opening handshakes each event loop completes per second (bursts of a tenth of
-    /// a second's worth);
+    /// The most opening handshakes each event loop completes per second (bursts of a second's
+    /// worth);
     /// past it, a WebSocket request gets `503` with a `Retry-After` that spreads the refused
     /// clients over the following seconds (see `admission.rs`). `None`: no limit.
     pub max_handshake_rate: Option<f64>,
