@@ -75,6 +75,10 @@ pub(crate) struct Hub {
     /// that each loop's timer can look without taking the lock.
     presence_due: AtomicU64,
     epoch: Instant,
+    /// The member list as last sent (type 6), and when it was made: see [`Hub::member_list`].
+    member_list: Mutex<Option<(Instant, SharedFrame)>>,
+    /// How long a member list is shared: one presence interval.
+    list_every: Duration,
     inboxes: Vec<Mutex<VecDeque<Item>>>,
     /// How to wake each loop; unset for a chat run by one `Server` alone.
     handles: OnceLock<Vec<ServerHandle>>,
@@ -197,6 +201,8 @@ impl Hub {
             }),
             presence_due: AtomicU64::new(0),
             epoch: Instant::now(),
+            member_list: Mutex::new(None),
+            list_every: rule.every,
             inboxes: (0..loops.max(1)).map(|_| Mutex::new(VecDeque::new())).collect(),
             here: (0..loops.max(1)).map(|_| AtomicUsize::new(0)).collect(),
             journal,
@@ -420,6 +426,22 @@ impl Hub {
             .collect();
         let complete = names.len() == state.names.len() && state.names.len() >= state.online;
         (names, state.online, complete)
+    }
+
+    /// The member list as sent (type 6), made at most once per presence interval and shared by
+    /// everyone who asks meanwhile (so at most that old): asking costs the asker its copy, not
+    /// the chat a sort of every name per request.
+    pub(crate) fn member_list(&self, now: Instant) -> SharedFrame {
+        let mut cached = lock(&self.member_list);
+        if let Some((at, frame)) = &*cached
+            && now.saturating_duration_since(*at) < self.list_every
+        {
+            return frame.clone();
+        }
+        let (names, online, complete) = self.members();
+        let frame = SharedFrame::text(&protocol::members(&names, online, complete));
+        *cached = Some((now, frame.clone()));
+        frame
     }
 
     /// Members online, in every loop.

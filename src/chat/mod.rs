@@ -150,6 +150,20 @@ impl Kept {
     fn new(message: &ChatMessage) -> Kept {
         Kept { id: message.id, frame: SharedFrame::text(&message.to_json(true)) }
     }
+
+    /// From the frame every member got: the same JSON with `"history":true` before its last
+    /// brace (a copy, not a second encoding of the text).
+    fn from_live(message: &ChatMessage, live: &SharedFrame) -> Kept {
+        let payload =
+            std::str::from_utf8(live.payload()).ok().and_then(|json| json.strip_suffix('}'));
+        match payload {
+            Some(head) => Kept {
+                id: message.id,
+                frame: SharedFrame::text(&format!("{head},\"history\":true}}")),
+            },
+            None => Kept::new(message),
+        }
+    }
 }
 
 impl Chat {
@@ -276,7 +290,7 @@ impl Chat {
                 if self.history.len() == keep {
                     self.history.pop_front();
                 }
-                self.history.push_back(Kept::new(&message));
+                self.history.push_back(Kept::from_live(&message, &item.frame));
             }
         }
     }
@@ -425,8 +439,8 @@ impl Handler for Chat {
             Command::Say(text) => self.say(ctx, member, &text),
             Command::Nick(name) => self.rename(ctx, member, &name),
             Command::Who => {
-                let (names, online, complete) = self.hub.members();
-                let _ = ctx.send_text(&protocol::members(&names, online, complete));
+                let list = self.hub.member_list(ctx.now());
+                let _ = ctx.send_shared(id, &list);
             }
             Command::Invalid(reason) => {
                 let _ = ctx.send_text(&protocol::error(reason));
