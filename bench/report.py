@@ -82,6 +82,7 @@ def shown(path):
 def load(paths):
     metas, results, steps = [], [], []
     SCALEOUT.clear()
+    STORM.clear()
     for path in paths:
         with open(path) as f:
             for n, line in enumerate(f, 1):
@@ -102,6 +103,8 @@ def load(paths):
                     steps.append(obj)
                 elif kind == "scaleout":
                     SCALEOUT.append(obj)
+                elif kind == "storm":
+                    STORM.append(obj)
     return metas, results, steps
 
 
@@ -135,6 +138,63 @@ def scaleout_section():
         lost = sum(r.get("lost", 0) or 0 for r in runs)
         md.append("| %s | %s | %s | %s | %s | %d |" % (setup, fmt(med("deliveries_per_s")),
                   fmt(med("p50_us") / 1000), fmt(med("p99_us") / 1000), fmt(lost), len(runs)))
+    md.append("")
+    return md
+
+
+# bench/storm.sh's records (kind "storm"), gathered by load().
+STORM = []
+
+
+def storm_section():
+    """Join and reconnect storms: the chat against the echo server, medians over the rounds."""
+    if not STORM:
+        return []
+    def runs(setup):
+        return [r for r in STORM if r["setup"] == setup and isinstance(r.get("result"), dict)
+                and r["result"].get("joined") == r.get("members")]
+    def med(rows, f):
+        vals = [f(r) for r in rows]
+        vals = [v for v in vals if v is not None]
+        return statistics.median(vals) if vals else None
+    members = STORM[0].get("members", 0)
+    md = ["## A chat of %s: join and reconnect storms (unpinned)" % fmt(members), ""]
+    md.append("`bench/storm.sh`: %s clients join a fresh server at once (200 handshakes in flight), "
+              "stay 2 s and leave at once (a Close each); the load generator reads the server's CPU "
+              "time and VmRSS from /proc through each phase. *Restarted*: once all are in, the chat "
+              "is restarted (SIGTERM: every member gets 1001) and every member reconnects as the "
+              "chat page does (a first retry at a random moment within 3 s, a doubling window after "
+              "a failure, a 503's Retry-After honoured) to the new process on the same port. "
+              "Medians over the rounds; *messages per member* is the most any member received while "
+              "everyone joined (presence notices: one per interval, not one per join)."
+              % fmt(members))
+    md.append("")
+    md.append("| setup | all in after s | server CPU s | bytes per member | most messages per member "
+              "| everyone left after s | VmRSS fresh → full → after all left, MB | runs |")
+    md.append("|---|---|---|---|---|---|---|---|")
+    setups = []
+    for rec in STORM:
+        if rec["setup"] not in setups:
+            setups.append(rec["setup"])
+    mb = lambda v: "–" if v is None else "%.1f" % (v / 1e6)
+    for setup in setups:
+        rows = runs(setup)
+        if not rows:
+            continue
+        g = lambda key: med(rows, lambda r: r["result"].get(key))
+        md.append("| %s | %s | %s | %s | %s | %s | %s → %s → %s | %d |" % (
+            setup, fmt(g("join_s")), fmt(g("join_server_cpu_s")), fmt(g("bytes_per_member")),
+            fmt(g("received_max")), fmt(g("leave_s")), mb(med(rows, lambda r: r.get("rss_fresh"))),
+            mb(g("rss_full")), mb(g("rss_left")), len(rows)))
+    restarted = [r for r in STORM if "reconnect_s" in r.get("result", {})]
+    if restarted:
+        g = lambda key: med(restarted, lambda r: r["result"].get(key))
+        md.append("")
+        md.append("After the restart, every member was back %s s after the first was dropped (median of "
+                  "%d); the new process spent %s s of CPU and peaked at %s MB, and refused %s handshakes "
+                  "with 503 (median)." % (fmt(g("reconnect_s")), len(restarted),
+                                          fmt(g("reconnect_server_cpu_s")), mb(g("reconnect_peak_rss")),
+                                          fmt(g("refused_reconnect"))))
     md.append("")
     return md
 
@@ -635,6 +695,7 @@ def write_all(paths, md_path, svg_path, readme_path, autobahn_path):
             md.append("")
 
     md.extend(scaleout_section())
+    md.extend(storm_section())
     with open(md_path, "w", encoding="utf-8") as f:
         f.write("\n".join(md).rstrip() + "\n")
     svg_chart(sections, svg_path)

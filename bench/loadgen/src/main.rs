@@ -5,6 +5,7 @@
 //! loadgen broadcast --url ... --receivers N --size BYTES --rate MSGS_PER_S --duration S
 //! loadgen connect   --url ... --conns C --duration S
 //! loadgen idle      --url ... --conns N --pid PID [--settle S]
+//! loadgen storm     --url ... --conns N --pid PID [--settle S] [--restart --ready-file F --pid-file F]
 //!
 //! echo, broadcast, idle: [--deflate [--deflate-level L]]; echo, broadcast: [--text]
 //! ```
@@ -16,6 +17,7 @@ mod deflate;
 mod hist;
 mod modes;
 mod net;
+mod storm;
 mod sys;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,6 +40,13 @@ modes:
              C workers loop: TCP connect, upgrade, Close, read the server's Close, close TCP
   idle       --conns N --pid PID [--settle SECS]
              the server's VmRSS growth per upgraded, idle connection
+  storm      --conns N (--pid PID | --pid-file FILE) [--settle SECS] [--retry-window SECS]
+             [--restart --ready-file FILE]
+             N members join at once (--max-pending in flight; a 503's Retry-After honoured),
+             settle, [--restart: FILE is written once all are in; the script restarts the
+             server and writes the new pid to --pid-file; every member reconnects, the first
+             retry at a random moment within --retry-window [3 s]], then all leave at once;
+             times, the server's CPU and VmRSS through each phase, messages per member
 
 echo, broadcast and idle:
   --deflate               offer permessage-deflate (RFC 7692; \"permessage-deflate;
@@ -61,7 +70,7 @@ common options:
 ";
 
 /// Options without a value.
-const FLAGS: [&str; 3] = ["deflate", "text", "inflate-all"];
+const FLAGS: [&str; 4] = ["deflate", "text", "inflate-all", "restart"];
 
 /// `--name value` pairs (and [`FLAGS`]).
 struct Args(Vec<(String, String)>);
@@ -278,6 +287,27 @@ fn run(argv: &[String]) -> Result<(), String> {
                 common,
                 args.int("conns", None, 1, max_conns)? as usize,
                 args.num("settle", Some(2.0), 0.0, 600.0)?,
+            )
+        }
+        "storm" => {
+            known(&["conns", "settle", "restart", "ready-file", "pid-file", "retry-window"])?;
+            if common.pid.is_none() && args.get("pid-file").is_none() {
+                return Err("storm needs --pid or --pid-file (the server's process id)".into());
+            }
+            let restart = args.flag("restart");
+            if restart && (args.get("ready-file").is_none() || args.get("pid-file").is_none()) {
+                return Err("--restart needs --ready-file and --pid-file".into());
+            }
+            storm::storm(
+                common,
+                storm::StormOpts {
+                    conns: args.int("conns", None, 1, max_conns)? as usize,
+                    settle: args.num("settle", Some(2.0), 0.0, 600.0)?,
+                    restart,
+                    ready_file: args.get("ready-file").map(Into::into),
+                    pid_file: args.get("pid-file").map(Into::into),
+                    retry_window: args.num("retry-window", Some(3.0), 0.1, 60.0)?,
+                },
             )
         }
         other => return Err(format!("unknown mode {other:?}")),

@@ -477,6 +477,8 @@ pub enum Gone {
     Timeout,
     /// `--deflate`: the server did not agree to permessage-deflate (or answered wrongly).
     Deflate,
+    /// The server answered 503 with `Retry-After` (seconds; 0 when it gave none).
+    Busy(u32),
 }
 
 /// One client connection.
@@ -677,6 +679,8 @@ pub struct Errors {
     pub io: u64,
     pub timeout: u64,
     pub deflate: u64,
+    /// 503 answers (a server refusing for now, not an error of the server's).
+    pub busy: u64,
 }
 
 impl Errors {
@@ -689,6 +693,7 @@ impl Errors {
             + self.io
             + self.timeout
             + self.deflate
+            + self.busy
     }
     fn count(&mut self, g: Gone) {
         match g {
@@ -701,11 +706,12 @@ impl Errors {
             Gone::Io => self.io += 1,
             Gone::Timeout => self.timeout += 1,
             Gone::Deflate => self.deflate += 1,
+            Gone::Busy(_) => self.busy += 1,
         }
     }
     pub fn json(&self) -> String {
         format!(
-            "{{\"connect\":{},\"handshake\":{},\"protocol\":{},\"closed\":{},\"eof\":{},\"io\":{},\"timeout\":{},\"deflate\":{}}}",
+            "{{\"connect\":{},\"handshake\":{},\"protocol\":{},\"closed\":{},\"eof\":{},\"io\":{},\"timeout\":{},\"deflate\":{},\"busy\":{}}}",
             self.connect,
             self.handshake,
             self.protocol,
@@ -713,7 +719,8 @@ impl Errors {
             self.eof,
             self.io,
             self.timeout,
-            self.deflate
+            self.deflate,
+            self.busy
         )
     }
 }
@@ -1013,6 +1020,20 @@ impl Net {
     }
 }
 
+/// A 503 response head's `Retry-After` seconds (0 without one); `None` for any other status.
+fn busy(head: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(head).ok()?;
+    let mut lines = text.split("\r\n");
+    let mut status = lines.next()?.split(' ');
+    if !status.next()?.starts_with("HTTP/1.") || status.next()? != "503" {
+        return None;
+    }
+    let retry = lines.filter_map(|line| line.split_once(':')).find_map(|(name, value)| {
+        name.trim().eq_ignore_ascii_case("retry-after").then(|| value.trim().parse().ok())?
+    });
+    Some(retry.unwrap_or(0))
+}
+
 /// Checks the 101 response head (status line and Sec-WebSocket-Accept).
 fn response_ok(head: &[u8], accept: &str) -> bool {
     let Ok(text) = std::str::from_utf8(head) else { return false };
@@ -1057,7 +1078,7 @@ fn process(
         };
         if !response_ok(&conn.head[..end], accept) {
             conn.phase = Phase::Done;
-            conn.gone = Some(Gone::Handshake);
+            conn.gone = Some(busy(&conn.head[..end]).map_or(Gone::Handshake, Gone::Busy));
             return;
         }
         if z.offered {

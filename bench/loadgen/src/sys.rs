@@ -56,6 +56,14 @@ pub fn vm_rss(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// VmHWM (the largest VmRSS so far) of a process, in bytes.
+pub fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// CPU use of this process and optionally of the server between two points in time.
 pub struct CpuMeter {
     pid: Option<u32>,
