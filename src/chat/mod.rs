@@ -355,13 +355,14 @@ impl Chat {
         match self.hub.rename(self.index, &old, name, ctx.now()) {
             Ok((told, name)) => {
                 member.name = name.clone();
+                // What was told before the rename first, then the rename.
+                self.deliver(ctx);
                 if told == Told::OnlyTheMember {
                     let online = self.hub.online();
                     let notice =
                         protocol::presence("rename", &name, Some(&old), online, unix_millis());
                     let _ = ctx.send_text(&notice);
                 }
-                self.deliver(ctx);
             }
             Err(_) => {
                 member.name = old;
