@@ -119,6 +119,7 @@ pub mod http;
 pub mod mask;
 pub mod message;
 pub mod policy;
+pub mod proxy;
 pub mod random;
 pub mod server;
 pub mod shared;

@@ -36,6 +36,9 @@ options (defaults: chat / echo):
   --max-connections N       connections held at once (all event loops together), further
                             ones get 503 [10000]
   --max-connections-per-ip N  the same, per peer address [256 / 10000]
+  --trust-proxy ADDR        a reverse proxy (address or network, e.g. 10.0.0.0/8; repeatable)
+                            whose X-Forwarded-For or Forwarded header gives the client's
+                            address, for the per-address cap and the handler [none]
   --max-handshake-rate N    opening handshakes each event loop completes per second; past
                             it, 503 with a Retry-After that spreads them, 0 = off [10000 / 0]
   --allow-origin ORIGIN     accept WebSockets only from this Origin (repeatable), else 403;
@@ -323,6 +326,10 @@ impl Settings {
                     }
                 }
                 "--max-connections-per-ip" => self.options.max_connections_per_ip = size()?,
+                "--trust-proxy" => {
+                    let net = value.parse().map_err(|e| format!("{flag}: {e}"))?;
+                    self.options.trusted_proxies.push(net);
+                }
                 "--max-handshake-rate" => {
                     let rate = number()?;
                     self.options.max_handshake_rate = (rate > 0).then_some(rate as f64);

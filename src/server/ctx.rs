@@ -23,10 +23,13 @@ pub(crate) struct Entry<S> {
     /// The handler's state, from the accepted handshake to `on_close`; lent to each callback
     /// (and so `None` during one).
     pub(crate) state: Option<S>,
-    /// The peer's address.
+    /// The peer's address; behind a trusted proxy, once the request has said it, the client's.
     pub(crate) ip: IpAddr,
-    /// Counted against `max_connections_per_ip` (not so a connection that is only refused).
+    /// Counted against `max_connections` (not so a connection that is only refused).
     pub(crate) counted: bool,
+    /// Counted against `max_connections_per_ip` under `ip` (not yet so a connection from a
+    /// trusted proxy before its request).
+    pub(crate) ip_counted: bool,
     /// The deadline last pushed onto the timer heap for this entry's connection.
     pub(crate) scheduled: Option<Instant>,
     /// Reading paused by the handler, and what was read but not yet processed.
@@ -79,6 +82,15 @@ pub(crate) struct Table<S> {
     pub(crate) shutting_down: bool,
     /// `Options::max_handshake_rate`, as a token bucket.
     pub(crate) admission: Option<super::admission::Admission>,
+    /// `Options::trusted_proxies`, and what the per-address cap needs behind them.
+    pub(crate) proxies: Proxies,
+}
+
+/// What a request from a trusted proxy is checked with.
+pub(crate) struct Proxies {
+    pub(crate) trusted: Vec<crate::proxy::Cidr>,
+    pub(crate) caps: std::sync::Arc<super::caps::Caps>,
+    pub(crate) max_per_ip: usize,
 }
 
 impl<S> Table<S> {

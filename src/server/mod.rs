@@ -89,6 +89,11 @@ pub struct Options {
     /// past it, a WebSocket request gets `503` with a `Retry-After` that spreads the refused
     /// clients over the following seconds (see `admission.rs`). `None`: no limit.
     pub max_handshake_rate: Option<f64>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` header says who the client is
+    /// (`--trust-proxy`): for their connections, the per-address cap counts that address, and
+    /// the handler is given it (see `proxy.rs`). From any other address the headers are
+    /// ignored. Empty: trust nobody's.
+    pub trusted_proxies: Vec<crate::proxy::Cidr>,
     /// Bind with `SO_REUSEPORT`, so that several servers (several event loops, see [`Loops`])
     /// listen on one address and the kernel spreads new connections over them.
     pub reuse_port: bool,
@@ -112,6 +117,7 @@ impl Default for Options {
             command_queue: 4096,
             log: None,
             max_handshake_rate: None,
+            trusted_proxies: Vec::new(),
             reuse_port: false,
             caps: None,
         }
@@ -132,6 +138,7 @@ impl std::fmt::Debug for Options {
             .field("command_queue", &self.command_queue)
             .field("log", &self.log.as_ref().map(|_| "set"))
             .field("max_handshake_rate", &self.max_handshake_rate)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("reuse_port", &self.reuse_port)
             .finish()
     }

@@ -177,15 +177,20 @@ impl Client {
         Client { stream: connect_raw(addr), buf: Vec::new(), mask_counter: 0 }
     }
 
-    /// Reads the 101 response, and returns its head.
-    pub fn finish_handshake(&mut self) -> String {
+    /// Reads a response head, whatever its status; what follows it stays buffered.
+    pub fn response_head(&mut self) -> String {
         let end = loop {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break end + 4;
             }
             self.fill().expect("handshake response");
         };
-        let head = String::from_utf8(self.buf.drain(..end).collect()).unwrap();
+        String::from_utf8(self.buf.drain(..end).collect()).unwrap()
+    }
+
+    /// Reads the 101 response, and returns its head.
+    pub fn finish_handshake(&mut self) -> String {
+        let head = self.response_head();
         assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
         assert!(
             head.contains(&format!("Sec-WebSocket-Accept: {}\r\n", accept_key(KEY.as_bytes())))

@@ -66,7 +66,11 @@ impl<H: Handler> Server<H> {
     /// its peer address is at its cap.
     pub(super) fn admit(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
         let (max, max_per_ip) = (self.options.max_connections, self.options.max_connections_per_ip);
-        let refusal = self.caps.admit(ip, max, max_per_ip).err();
+        // From a trusted proxy, the client's address comes with the request (`proxy.rs`): only
+        // the total is counted now.
+        let behind_proxy = self.table.proxies.trusted.iter().any(|net| net.contains(ip));
+        let counted_ip = (!behind_proxy).then_some(ip);
+        let refusal = self.caps.admit(counted_ip, max, max_per_ip).err();
         if refusal.is_some() && self.refusing >= REFUSAL_RESERVE {
             // Too many refusals in flight already: drop this one unanswered.
             return;
@@ -87,6 +91,7 @@ impl<H: Handler> Server<H> {
             state: None,
             ip,
             counted: refusal.is_none(),
+            ip_counted: refusal.is_none() && counted_ip.is_some(),
             scheduled: None,
             pause: None,
             opened: false,
@@ -97,7 +102,7 @@ impl<H: Handler> Server<H> {
             doomed: false,
         }) else {
             if refusal.is_none() {
-                self.caps.release(ip);
+                self.caps.release(counted_ip);
             }
             return;
         };

@@ -9,7 +9,7 @@ mod serve;
 mod turn;
 
 use super::caps::Caps;
-use super::ctx::{Ctx, Table};
+use super::ctx::{Ctx, Proxies, Table};
 use super::handle::{Command, Mailbox};
 use super::outbox::Pool;
 use super::slab::Slab;
@@ -111,6 +111,11 @@ impl<H: Handler> Server<H> {
                 max_outbox: options.max_outbox,
                 shutting_down: false,
                 admission: options.max_handshake_rate.map(super::admission::Admission::new),
+                proxies: Proxies {
+                    trusted: options.trusted_proxies.clone(),
+                    caps: caps.clone(),
+                    max_per_ip: options.max_connections_per_ip,
+                },
             },
             mailbox: Mailbox::new(waker, options.command_queue),
             options,
@@ -376,7 +381,7 @@ impl<H: Handler> Server<H> {
                     self.table.pool.give(pause.held);
                 }
                 if entry.counted {
-                    self.caps.release(entry.ip);
+                    self.caps.release(entry.ip_counted.then_some(entry.ip));
                 } else {
                     self.refusing -= 1;
                 }

@@ -100,18 +100,41 @@ impl<H: Handler> Turn<'_, H> {
     fn answer_request(&mut self, id: ConnId, cork: &mut Vec<u8>) {
         let Some(entry) = self.table.conns.get_mut(id) else { return };
         let Some(request) = entry.conn.request() else { return };
-        let peer = entry.stream.peer_addr().unwrap_or(SocketAddr::new(entry.ip, 0));
+        let mut peer = entry.stream.peer_addr().unwrap_or(SocketAddr::new(entry.ip, 0));
+        // From a trusted proxy: the client's address from its headers (`proxy.rs`), counted
+        // against the per-address cap now, and what the handler sees (with port 0: the
+        // headers' ports are the proxy's business).
+        let proxies = &self.table.proxies;
+        let mut over_cap = None;
+        if !entry.ip_counted && entry.counted {
+            let client = crate::proxy::client_address(&proxies.trusted, entry.ip, request);
+            match proxies.caps.count_address(client, proxies.max_per_ip) {
+                Ok(()) => {
+                    entry.ip = client;
+                    entry.ip_counted = true;
+                }
+                Err(reason) => over_cap = Some(reason),
+            }
+            peer = SocketAddr::new(client, 0);
+        }
         let refused = match &mut self.table.admission {
-            Some(admission) if request.is_websocket() => admission.admit(self.now).err(),
+            Some(admission) if request.is_websocket() && over_cap.is_none() => {
+                admission.admit(self.now).err()
+            }
             _ => None,
         };
-        let decision = match refused {
+        let decision = match (over_cap, refused) {
+            // §4.2.2: "If the server does not wish to accept this connection, it MUST return an
+            // appropriate HTTP error code".
+            (Some(reason), _) => {
+                Decision::Respond(Response::text(503, reason).with_header("Retry-After", "1"))
+            }
             // Past the handshake rate: see `admission.rs`.
-            Some(wait) => Decision::Respond(
+            (None, Some(wait)) => Decision::Respond(
                 Response::text(503, "too many handshakes at once: come back later")
                     .with_header("Retry-After", wait.to_string()),
             ),
-            None => self.handler.on_request(request, peer),
+            (None, None) => self.handler.on_request(request, peer),
         };
         let (answered, state) = match decision {
             Decision::Accept { answer, state } => {
