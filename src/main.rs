@@ -7,7 +7,9 @@ mod signals;
 use rfc6455::chat::{self, Chat, ChatOptions, RateLimit};
 use rfc6455::echo::Echo;
 use rfc6455::policy::Policy;
-use rfc6455::server::{Balance, Handler, Log, Loops, Options, Record, Server, ServerHandle};
+use rfc6455::server::{
+    Balance, Handler, Log, LoopMetrics, Loops, Options, Record, Server, ServerHandle, serve_metrics,
+};
 use signals::Signals;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -36,6 +38,9 @@ options (defaults: chat / echo):
   --max-connections N       connections held at once (all event loops together), further
                             ones get 503 [10000]
   --max-connections-per-ip N  the same, per peer address [256 / 10000]
+  --metrics-listen ADDR     serve GET /metrics (Prometheus text) on this address, a port
+                            of its own: connections, refusals, messages, bytes, closes by
+                            code, slow readers, per event loop [none]
   --trust-proxy ADDR        a reverse proxy (address or network, e.g. 10.0.0.0/8; repeatable)
                             whose X-Forwarded-For or Forwarded header gives the client's
                             address, for the per-address cap and the handler [none]
@@ -98,6 +103,7 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
         "chat" => {
             let mut settings = Settings::chat();
             settings.parse(rest)?;
+            let ports = settings.ports();
             let (threads, chat, policy) = (settings.threads, settings.chat, settings.policy);
             let chats = match (&settings.history_file, &settings.redis) {
                 (Some(_), Some(_)) => {
@@ -116,17 +122,16 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
             };
             let attach = |chat: &Chat, handles| chat.attach(handles);
             let banner = "chat: open http://";
-            let (listen, balance) = (settings.listen, settings.balance);
-            serve(listen, balance, settings.options, chats, attach, signals, banner)
+            serve(ports, settings.options, chats, attach, signals, banner)
         }
         "echo" => {
             let mut settings = Settings::echo();
             settings.parse(rest)?;
+            let ports = settings.ports();
             let policy = settings.policy;
             let echoes = (0..settings.threads).map(|_| Echo { policy: policy.clone() }).collect();
             let banner = "echo listening on ws://";
-            let (listen, balance) = (settings.listen, settings.balance);
-            serve(listen, balance, settings.options, echoes, |_, _| {}, signals, banner)
+            serve(ports, settings.options, echoes, |_, _| {}, signals, banner)
         }
         "-h" | "--help" => {
             print!("{USAGE}");
@@ -139,9 +144,16 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
 /// Serves with one event loop per handler: on this thread for one, else with [`Loops`] (each
 /// on its own thread, connections spread by `balance`). `attach` gives the handlers the
 /// loops' handles before they start.
-fn serve<H>(
+/// Where the server listens, and how.
+struct Ports {
     listen: SocketAddr,
     balance: Balance,
+    /// `--metrics-listen`.
+    metrics: Option<SocketAddr>,
+}
+
+fn serve<H>(
+    ports: Ports,
     options: Options,
     mut handlers: Vec<H>,
     attach: impl FnOnce(&H, Vec<ServerHandle>),
@@ -152,6 +164,8 @@ where
     H: Handler + Send + 'static,
     H::State: Send,
 {
+    let Ports { listen, balance, metrics } = ports;
+    let metrics = bind_metrics(metrics)?;
     if handlers.len() == 1
         && let Some(handler) = handlers.pop()
     {
@@ -160,6 +174,7 @@ where
         attach(server.handler(), vec![server.handle()]);
         let addr = server.local_addr().map_err(|e| e.to_string())?;
         eprintln!("rfc6455 {banner}{addr}/");
+        serve_metrics_on(metrics, vec![server.metrics()])?;
         signals.shut_down_on_signal(server.handle());
         return server.run().map_err(|e| format!("event loop failed: {e}"));
     }
@@ -169,9 +184,11 @@ where
     if let Some(first) = loops.handler(0) {
         attach(first, loops.handles());
     }
+    let per_loop = loops.metrics();
     let addr = loops.local_addr();
     let running = loops.spawn().map_err(|e| format!("cannot start the event loops: {e}"))?;
     eprintln!("rfc6455 {banner}{addr}/ ({threads} event loops)");
+    serve_metrics_on(metrics, per_loop)?;
     let handles = running.handles().to_vec();
     signals.on_signal(move |signal| {
         eprintln!("rfc6455: signal {signal}: closing connections (1001), then exiting");
@@ -180,6 +197,30 @@ where
         }
     });
     running.join().map(|_| ()).map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// `--metrics-listen ADDR`: its port, taken at start (a clear error if it cannot be).
+fn bind_metrics(at: Option<SocketAddr>) -> Result<Option<std::net::TcpListener>, String> {
+    at.map(|at| {
+        std::net::TcpListener::bind(at)
+            .map_err(|e| format!("--metrics-listen: cannot listen on {at}: {e}"))
+    })
+    .transpose()
+}
+
+/// `GET /metrics` on a thread of its own (after the server's banner, which comes first).
+fn serve_metrics_on(
+    listener: Option<std::net::TcpListener>,
+    loops: Vec<Arc<LoopMetrics>>,
+) -> Result<(), String> {
+    let Some(listener) = listener else { return Ok(()) };
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("rfc6455-metrics".into())
+        .spawn(move || serve_metrics(listener, loops))
+        .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+    eprintln!("rfc6455 metrics: http://{addr}/metrics");
+    Ok(())
 }
 
 /// The command's log: every record a line on standard error.
@@ -208,6 +249,8 @@ struct Settings {
     history_file: Option<std::path::PathBuf>,
     /// The Redis that chat processes share.
     redis: Option<String>,
+    /// Where `GET /metrics` is served.
+    metrics: Option<SocketAddr>,
     options: Options,
     policy: Policy,
     chat: ChatOptions,
@@ -215,6 +258,10 @@ struct Settings {
 }
 
 impl Settings {
+    fn ports(&self) -> Ports {
+        Ports { listen: self.listen, balance: self.balance, metrics: self.metrics }
+    }
+
     fn chat() -> Settings {
         let mut options = Options::default();
         options.connection.max_frame_size = 64 * 1024;
@@ -239,6 +286,7 @@ impl Settings {
             balance: Balance::default(),
             history_file,
             redis,
+            metrics: None,
             options,
             policy: chat::policy(),
             chat,
@@ -263,6 +311,7 @@ impl Settings {
             balance,
             history_file,
             redis,
+            metrics: None,
             options,
             policy,
             chat,
@@ -326,6 +375,11 @@ impl Settings {
                     }
                 }
                 "--max-connections-per-ip" => self.options.max_connections_per_ip = size()?,
+                "--metrics-listen" => {
+                    let at =
+                        value.parse().map_err(|_| format!("{flag}: not an address: {value:?}"))?;
+                    self.metrics = Some(at);
+                }
                 "--trust-proxy" => {
                     let net = value.parse().map_err(|e| format!("{flag}: {e}"))?;
                     self.options.trusted_proxies.push(net);

@@ -84,6 +84,8 @@ pub(crate) struct Table<S> {
     pub(crate) admission: Option<super::admission::Admission>,
     /// `Options::trusted_proxies`, and what the per-address cap needs behind them.
     pub(crate) proxies: Proxies,
+    /// What the loop counts for `--metrics-listen`.
+    pub(crate) tally: super::metrics::Tally,
 }
 
 /// What a request from a trusted proxy is checked with.
@@ -169,6 +171,11 @@ impl<'s, S> Ctx<'s, S> {
     /// Sends a message to the current connection. A large payload that is the message being
     /// handled (an echo) is written by the loop from where it lies, after the call.
     pub fn send(&mut self, message: &Message<'_>) -> Result<(), SendError> {
+        let sent = self.send_one(message);
+        self.count(sent)
+    }
+
+    fn send_one(&mut self, message: &Message<'_>) -> Result<(), SendError> {
         let id = self.current.ok_or(SendError::NotOpen)?;
         let payload = message.payload();
         if payload.len() >= WRITE_THROUGH
@@ -206,12 +213,14 @@ impl<'s, S> Ctx<'s, S> {
 
     /// Sends a text message to connection `id`.
     pub fn send_text_to(&mut self, id: ConnId, text: &str) -> Result<(), SendError> {
-        self.with_output(id, |conn, out| conn.send_text(out, text))
+        let sent = self.with_output(id, |conn, out| conn.send_text(out, text));
+        self.count(sent)
     }
 
     /// Sends a binary message to connection `id`.
     pub fn send_binary_to(&mut self, id: ConnId, data: &[u8]) -> Result<(), SendError> {
-        self.with_output(id, |conn, out| conn.send_binary(out, data))
+        let sent = self.with_output(id, |conn, out| conn.send_binary(out, data));
+        self.count(sent)
     }
 
     /// Queues a frame encoded once for many connections. The bytes are shared, not copied
@@ -224,7 +233,18 @@ impl<'s, S> Ctx<'s, S> {
             return Err(SendError::NotOpen);
         }
         let out = is_current.then_some(&mut *self.out);
-        queue_shared(entry, id, frame, out, touched, pool, *max_outbox, self.now)
+        let sent = queue_shared(entry, id, frame, out, touched, pool, *max_outbox, self.now);
+        self.count(sent)
+    }
+
+    /// Counts a message sent, or a reader cut off for its outbox (`--metrics-listen`).
+    fn count(&mut self, sent: Result<(), SendError>) -> Result<(), SendError> {
+        match sent {
+            Ok(()) => self.table.tally.messages_out += 1,
+            Err(SendError::Overflow) => self.table.tally.slow_readers_cut_off += 1,
+            Err(_) => {}
+        }
+        sent
     }
 
     /// Queues a frame encoded once for every open connection (the current one included), in
@@ -254,6 +274,8 @@ impl<'s, S> Ctx<'s, S> {
                 Err(_) => {}
             }
         }
+        self.table.tally.messages_out += delivery.queued as u64;
+        self.table.tally.slow_readers_cut_off += delivery.cut_off as u64;
         delivery
     }
 

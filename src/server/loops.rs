@@ -81,6 +81,11 @@ impl<H: Handler> Loops<H> {
         self.servers.iter().map(Server::handle).collect()
     }
 
+    /// Every loop's figures, in order (`--metrics-listen`).
+    pub fn metrics(&self) -> Vec<std::sync::Arc<super::LoopMetrics>> {
+        self.servers.iter().map(Server::metrics).collect()
+    }
+
     /// Loop `i`'s handler.
     pub fn handler(&self, i: usize) -> Option<&H> {
         self.servers.get(i).map(Server::handler)

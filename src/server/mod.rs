@@ -33,6 +33,7 @@ mod event_loop;
 mod handle;
 mod log;
 mod loops;
+mod metrics;
 mod outbox;
 mod slab;
 
@@ -42,6 +43,7 @@ pub use event_loop::Server;
 pub use handle::{HandleError, ServerHandle};
 pub use log::{Log, Record};
 pub use loops::{Balance, Loops, Running};
+pub use metrics::{LoopMetrics, render as render_metrics, serve_metrics};
 pub use slab::ConnId;
 
 use crate::close::CloseCode;

@@ -145,8 +145,14 @@ impl Outbox {
         self.push_owned(rest, pool);
     }
 
-    /// Writes as much as the socket takes without blocking, in one `writev` per round.
-    pub(crate) fn write_to(&mut self, stream: &mut impl Write, pool: &mut Pool) -> io::Result<()> {
+    /// Writes as much as the socket takes without blocking, in one `writev` per round; returns
+    /// how many bytes it took.
+    pub(crate) fn write_to(
+        &mut self,
+        stream: &mut impl Write,
+        pool: &mut Pool,
+    ) -> io::Result<usize> {
+        let mut total = 0;
         while !self.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let chunks = self.head.iter().chain(self.rest.iter());
@@ -158,13 +164,14 @@ impl Outbox {
             let written = match stream.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            total += written;
             self.consume(written, pool);
         }
-        Ok(())
+        Ok(total)
     }
 
     fn consume(&mut self, mut n: usize, pool: &mut Pool) {

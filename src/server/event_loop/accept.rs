@@ -65,6 +65,7 @@ impl<H: Handler> Server<H> {
     /// Puts an accepted connection in the table, or refuses it with 503 when the server or
     /// its peer address is at its cap.
     pub(super) fn admit(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
+        self.table.tally.accepted += 1;
         let (max, max_per_ip) = (self.options.max_connections, self.options.max_connections_per_ip);
         // From a trusted proxy, the client's address comes with the request (`proxy.rs`): only
         // the total is counted now.
@@ -82,6 +83,7 @@ impl<H: Handler> Server<H> {
             // §4.2.2: "If the server does not wish to accept this connection, it MUST return an
             // appropriate HTTP error code"; Retry-After says when to come back (RFC 9110 §10.2.3).
             let busy = Response::text(503, reason).with_header("Retry-After", "1");
+            self.table.tally.refused(503);
             let _ = conn.respond(&busy, &mut response, now);
         }
         let Some(id) = self.table.conns.insert_with(|_| Entry {

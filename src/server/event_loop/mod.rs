@@ -57,6 +57,8 @@ pub struct Server<H: Handler> {
     accept_paused_until: Option<Instant>,
     /// The connection caps, shared by every loop of one server ([`super::Loops`]).
     caps: Arc<Caps>,
+    /// What this loop has done, published once per turn for `--metrics-listen`.
+    metrics: Arc<super::LoopMetrics>,
     /// Entries that are only there to send a 503 and close.
     refusing: usize,
     /// Set when shutdown began: the time by which `run` returns.
@@ -111,6 +113,7 @@ impl<H: Handler> Server<H> {
                 max_outbox: options.max_outbox,
                 shutting_down: false,
                 admission: options.max_handshake_rate.map(super::admission::Admission::new),
+                tally: Default::default(),
                 proxies: Proxies {
                     trusted: options.trusted_proxies.clone(),
                     caps: caps.clone(),
@@ -125,6 +128,7 @@ impl<H: Handler> Server<H> {
             ready: VecDeque::new(),
             accept_paused_until: None,
             caps,
+            metrics: Arc::default(),
             refusing: 0,
             shutdown_deadline: None,
         })
@@ -149,6 +153,11 @@ impl<H: Handler> Server<H> {
     /// the loop, this one or one of `peers`, that holds the fewest connections.
     pub(crate) fn hand_out_to(&mut self, peers: Vec<ServerHandle>) {
         self.peers = peers;
+    }
+
+    /// This loop's figures (`--metrics-listen`), readable from any thread while it runs.
+    pub fn metrics(&self) -> Arc<super::LoopMetrics> {
+        self.metrics.clone()
     }
 
     /// Gives the handler back (after [`Server::run`] has returned), closing every socket.
@@ -197,6 +206,10 @@ impl<H: Handler> Server<H> {
             self.fire_handler_timer(now);
             self.reap(now);
             self.mailbox.publish_load(self.table.conns.len());
+            let outbox = self.table.tally.outbox_due(now).then(|| {
+                self.table.conns.iter().map(|(_, entry)| entry.outbox.len()).sum::<usize>()
+            });
+            self.metrics.publish(&self.table.tally, self.table.conns.len(), outbox);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept(now);

@@ -26,12 +26,14 @@ impl<H: Handler> Server<H> {
         if entry.doomed {
             return;
         }
-        if writable
-            && !entry.outbox.is_empty()
-            && entry.outbox.write_to(&mut entry.stream, &mut self.table.pool).is_err()
-        {
-            self.table.doom(id, CloseCode::ABNORMAL, "write failed");
-            return;
+        if writable && !entry.outbox.is_empty() {
+            match entry.outbox.write_to(&mut entry.stream, &mut self.table.pool) {
+                Ok(n) => self.table.tally.bytes_out += n as u64,
+                Err(_) => {
+                    self.table.doom(id, CloseCode::ABNORMAL, "write failed");
+                    return;
+                }
+            }
         }
         if entry.outbox.is_empty() {
             // The peer has caught up: answer the latest Ping it sent while it was not reading.
@@ -100,6 +102,7 @@ impl<H: Handler> Server<H> {
                 }
             };
             end += n;
+            self.table.tally.bytes_in += n as u64;
             let mut turn = super::Turn {
                 table: &mut self.table,
                 handler: &mut self.handler,
@@ -177,9 +180,12 @@ impl<H: Handler> Server<H> {
         }
         if !entry.outbox.is_empty() {
             entry.outbox.keep_unwritten(cork, 0, &mut self.table.pool);
-            return entry.outbox.write_to(&mut entry.stream, &mut self.table.pool);
+            let written = entry.outbox.write_to(&mut entry.stream, &mut self.table.pool)?;
+            self.table.tally.bytes_out += written as u64;
+            return Ok(());
         }
         let written = write_slices(&mut entry.stream, &[cork])?;
+        self.table.tally.bytes_out += written as u64;
         entry.outbox.keep_unwritten(cork, written, &mut self.table.pool);
         Ok(())
     }
@@ -193,10 +199,12 @@ impl<H: Handler> Server<H> {
             if entry.doomed {
                 continue;
             }
-            if entry.outbox.write_to(&mut entry.stream, &mut self.table.pool).is_err() {
-                self.table.doom(id, CloseCode::ABNORMAL, "write failed");
-            } else {
-                self.settle(id);
+            match entry.outbox.write_to(&mut entry.stream, &mut self.table.pool) {
+                Ok(n) => {
+                    self.table.tally.bytes_out += n as u64;
+                    self.settle(id);
+                }
+                Err(_) => self.table.doom(id, CloseCode::ABNORMAL, "write failed"),
             }
         }
     }

@@ -81,6 +81,7 @@ impl<H: Handler> Turn<'_, H> {
         match event {
             Event::Request => self.answer_request(id, cork),
             Event::Message(message) => {
+                self.table.tally.messages_in += 1;
                 self.deliver(id, &message, cork);
                 if let Some(buffer) = message.into_buffer() {
                     self.table.pool.give(buffer);
@@ -90,6 +91,7 @@ impl<H: Handler> Turn<'_, H> {
                 self.notify_close(id, code.unwrap_or(CloseCode::NO_STATUS), &reason);
             }
             Event::Failed(error) => self.notify_close(id, error.close_code(), error.reason()),
+            Event::Rejected(error) => self.table.tally.refused(error.status()),
             // A refusal is written; the connection closes once it is sent.
             _ => {}
         }
@@ -136,13 +138,23 @@ impl<H: Handler> Turn<'_, H> {
             ),
             (None, None) => self.handler.on_request(request, peer),
         };
+        let refused_status = match &decision {
+            Decision::Respond(response) if response.status >= 400 => Some(response.status),
+            _ => None,
+        };
         let (answered, state) = match decision {
             Decision::Accept { answer, state } => {
                 (entry.conn.accept(&answer, cork, self.now), Some(state))
             }
             Decision::Respond(response) => (entry.conn.respond(&response, cork, self.now), None),
         };
+        if let Some(status) = refused_status {
+            self.table.tally.refused(status);
+        }
         if let Err(error) = answered {
+            if let Some(status) = error.status() {
+                self.table.tally.refused(status);
+            }
             if let Some(log) = self.log {
                 log.record(&Record::AnswerRefused { conn: id, error });
             }
@@ -181,7 +193,7 @@ impl<H: Handler> Turn<'_, H> {
     /// lent): from where the payload lies, with one `writev`; only what the socket does not
     /// take is copied into the outbox.
     fn write_lent(&mut self, id: ConnId, cork: &mut Vec<u8>, at: usize, payload: &[u8]) {
-        let Table { conns, pool, .. } = &mut *self.table;
+        let Table { conns, pool, tally, .. } = &mut *self.table;
         let Some(entry) = conns.get_mut(id) else { return };
         let (before, after) = cork.split_at(at);
         let parts = [before, payload, after];
@@ -191,7 +203,10 @@ impl<H: Handler> Turn<'_, H> {
             Ok(0)
         };
         match written {
-            Ok(written) => entry.outbox.keep_unwritten_slices(&parts, written, pool),
+            Ok(written) => {
+                tally.bytes_out += written as u64;
+                entry.outbox.keep_unwritten_slices(&parts, written, pool);
+            }
             Err(_) => self.table.doom(id, CloseCode::ABNORMAL, "write failed"),
         }
         cork.clear();
@@ -204,6 +219,7 @@ impl<H: Handler> Turn<'_, H> {
         if !std::mem::take(&mut entry.opened) {
             return;
         }
+        self.table.tally.closed(code.0);
         let Some(state) = entry.state.take() else { return };
         let status = CloseStatus { code, reason: reason.to_owned() };
         let mut nowhere = Vec::new();
