@@ -8,7 +8,8 @@ use rfc6455::chat::{self, Chat, ChatOptions, RateLimit};
 use rfc6455::echo::Echo;
 use rfc6455::policy::Policy;
 use rfc6455::server::{
-    Balance, Handler, Log, LoopMetrics, Loops, Options, Record, Server, ServerHandle, serve_metrics,
+    Access, Balance, Handler, Log, LoopMetrics, Loops, Options, Record, Server, ServerHandle,
+    serve_metrics,
 };
 use signals::Signals;
 use std::net::SocketAddr;
@@ -38,6 +39,10 @@ options (defaults: chat / echo):
   --max-connections N       connections held at once (all event loops together), further
                             ones get 503 [10000]
   --max-connections-per-ip N  the same, per peer address [256 / 10000]
+  --access-log              one line per connection at its end, on standard error: client
+                            address, request target, status, close code, duration,
+                            messages/bytes in and out
+  --log-format FORMAT       plain or json (the access log's lines) [plain]
   --metrics-listen ADDR     serve GET /metrics (Prometheus text) on this address, a port
                             of its own: connections, refusals, messages, bytes, closes by
                             code, slow readers, per event loop [none]
@@ -224,7 +229,10 @@ fn serve_metrics_on(
 }
 
 /// The command's log: every record a line on standard error.
-struct Stderr;
+struct Stderr {
+    /// `--log-format json`: access lines as JSON objects.
+    json: bool,
+}
 
 impl Log for Stderr {
     fn record(&self, record: &Record<'_>) {
@@ -233,9 +241,44 @@ impl Log for Stderr {
             Record::AnswerRefused { conn, error } => {
                 eprintln!("[conn {conn}] the handler's answer was refused: {error}")
             }
+            Record::Access { access, .. } if self.json => eprintln!("{}", access_json(access)),
+            Record::Access { access, .. } => eprintln!("{}", access_line(access)),
             other => eprintln!("{other:?}"),
         }
     }
+}
+
+/// `access 203.0.113.7 "/?since=41" 101 1000 12.345s in 3/410 out 57/9321`: the client, the
+/// request target, the status, the close code, the duration, messages/bytes each way.
+fn access_line(a: &Access) -> String {
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    format!(
+        "access {} {} {} {} {:.3}s in {}/{} out {}/{}",
+        dash(a.peer.map(|ip| ip.to_string())),
+        dash(a.target.as_deref().map(|t| serde_json::Value::from(t).to_string())),
+        dash(a.status.map(|s| s.to_string())),
+        dash(a.close_code.map(|c| c.to_string())),
+        a.duration.as_secs_f64(),
+        a.messages_in,
+        a.bytes_in,
+        a.messages_out,
+        a.bytes_out
+    )
+}
+
+fn access_json(a: &Access) -> String {
+    serde_json::json!({
+        "peer": a.peer.map(|ip| ip.to_string()),
+        "target": a.target,
+        "status": a.status,
+        "close_code": a.close_code,
+        "duration_ms": (a.duration.as_secs_f64() * 1e6).round() / 1e3,
+        "messages_in": a.messages_in,
+        "bytes_in": a.bytes_in,
+        "messages_out": a.messages_out,
+        "bytes_out": a.bytes_out,
+    })
+    .to_string()
 }
 
 /// Everything the command line sets.
@@ -276,7 +319,7 @@ impl Settings {
         // A chat message is at most 64 KiB: a member whose reading is paused by the rate limit
         // holds at most this much read and not yet processed.
         options.read_budget = 64 * 1024;
-        options.log = Some(Arc::new(Stderr));
+        options.log = Some(Arc::new(Stderr { json: false }));
         let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
         let chat = ChatOptions::default();
         let (threads, history_file, redis) = (1, None, None);
@@ -300,7 +343,7 @@ impl Settings {
         options.connection.max_frame_size = 64 << 20;
         options.connection.max_message_size = 64 << 20;
         options.connection.ping_interval = Some(Duration::from_secs(20));
-        options.log = Some(Arc::new(Stderr));
+        options.log = Some(Arc::new(Stderr { json: false }));
         let listen = SocketAddr::from(([127, 0, 0, 1], 9001));
         let chat = ChatOptions::default();
         let (threads, history_file, redis, policy) = (1, None, None, Policy::default());
@@ -325,6 +368,10 @@ impl Settings {
             if flag == "-h" || flag == "--help" {
                 print!("{USAGE}");
                 std::process::exit(0);
+            }
+            if flag == "--access-log" {
+                self.options.access_log = true;
+                continue;
             }
             if flag == "--trace" {
                 self.options.connection.trace = true;
@@ -375,6 +422,14 @@ impl Settings {
                     }
                 }
                 "--max-connections-per-ip" => self.options.max_connections_per_ip = size()?,
+                "--log-format" => {
+                    let json = match value.as_str() {
+                        "plain" => false,
+                        "json" => true,
+                        _ => return Err(format!("{flag}: plain or json, not {value:?}")),
+                    };
+                    self.options.log = Some(Arc::new(Stderr { json }));
+                }
                 "--metrics-listen" => {
                     let at =
                         value.parse().map_err(|_| format!("{flag}: not an address: {value:?}"))?;
@@ -433,5 +488,32 @@ impl Settings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_lines_plain_and_json() {
+        let mut a = Access::default();
+        (a.peer, a.target, a.status, a.close_code) =
+            (Some([203, 0, 113, 7].into()), Some("/?since=4".into()), Some(101), Some(1000));
+        a.duration = Duration::from_micros(12_345_678);
+        (a.messages_in, a.bytes_in, a.messages_out, a.bytes_out) = (3, 410, 57, 9321);
+        assert_eq!(
+            access_line(&a),
+            r#"access 203.0.113.7 "/?since=4" 101 1000 12.346s in 3/410 out 57/9321"#
+        );
+        let json: serde_json::Value = serde_json::from_str(&access_json(&a)).unwrap();
+        assert_eq!(json["duration_ms"], 12345.678);
+        assert_eq!(
+            (json["peer"].as_str(), json["status"].as_u64()),
+            (Some("203.0.113.7"), Some(101))
+        );
+        let mut refused = Access::default();
+        refused.status = Some(400);
+        assert_eq!(access_line(&refused), "access - - 400 - 0.000s in 0/0 out 0/0");
     }
 }

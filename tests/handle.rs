@@ -221,3 +221,52 @@ fn a_stopped_server_refuses_commands() {
     drop(server.stop());
     assert_eq!(handle.send_text(clients[0].1, "late"), Err(HandleError::Stopped));
 }
+
+/// `Options::access_log`: one record per connection at its end, with what it did.
+#[test]
+fn the_access_log_has_one_record_per_connection() {
+    use rfc6455::server::{Access, Log, Record};
+    use std::sync::{Arc, Mutex};
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<Access>>);
+    impl Log for Collect {
+        fn record(&self, record: &Record<'_>) {
+            if let Record::Access { access, .. } = record {
+                self.0.lock().unwrap().push((*access).clone());
+            }
+        }
+    }
+    let log = Arc::new(Collect::default());
+    let mut options = Options::default();
+    options.access_log = true;
+    options.log = Some(log.clone());
+    options.shutdown_timeout = std::time::Duration::from_millis(200);
+    let server = TestServer::start(options, rfc6455::echo::Echo::default());
+    let mut client = Client::connect(server.addr);
+    client.send_text("logged");
+    assert_eq!(client.read_frame().unwrap().payload, b"logged");
+    client.send_frame(true, OpCode::Close, b"\x03\xe8");
+    client.skip_to_close();
+    client.expect_eof();
+    drop(client);
+    let refused = common::http_exchange(server.addr, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    // Both ended (the server saw our FIN): their records are written at removal.
+    let deadline = Instant::now() + common::IO_TIMEOUT;
+    while log.0.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let records = log.0.lock().unwrap().clone();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let open = records.iter().find(|a| a.status == Some(101)).expect("the WebSocket");
+    assert_eq!((open.target.as_deref(), open.close_code), (Some("/"), Some(1000)));
+    assert_eq!((open.messages_in, open.messages_out), (1, 1));
+    assert!(open.bytes_in > 0 && open.bytes_out > 0);
+    assert_eq!(open.peer, Some("127.0.0.1".parse().unwrap()));
+    let page = records.iter().find(|a| a.status == Some(400)).expect("the refusal");
+    assert_eq!((page.target.as_deref(), page.close_code), (Some("/x"), None));
+    // One still held when the server stops has its line too.
+    let _held = Client::connect(server.addr);
+    server.stop();
+    assert_eq!(log.0.lock().unwrap().len(), 3);
+}

@@ -48,6 +48,41 @@ pub(crate) struct Entry<S> {
     pub(crate) doomed: bool,
 }
 
+/// The access log's counts (`Options::access_log`), by connection slot, beside the table so
+/// that its entries stay small: empty while the log is off.
+#[derive(Default)]
+pub(crate) struct Book(Vec<Option<Box<(Instant, super::Access)>>>);
+
+impl Book {
+    /// Starts the record of connection `id`, accepted at `at`.
+    pub(crate) fn open(&mut self, id: ConnId, at: Instant, access: super::Access) {
+        let index = id.index as usize;
+        if self.0.len() <= index {
+            self.0.resize_with(index + 1, || None);
+        }
+        self.0[index] = Some(Box::new((at, access)));
+    }
+
+    /// Whether connection `id` has a record.
+    pub(crate) fn has(&self, id: ConnId) -> bool {
+        matches!(self.0.get(id.index as usize), Some(Some(_)))
+    }
+
+    /// Counts toward connection `id`'s record, if it has one.
+    pub(crate) fn note(&mut self, id: ConnId, f: impl FnOnce(&mut super::Access)) {
+        if let Some(Some(record)) = self.0.get_mut(id.index as usize) {
+            f(&mut record.1);
+        }
+    }
+
+    /// Connection `id`'s record, at its end, with its duration up to `now`.
+    pub(crate) fn take(&mut self, id: ConnId, now: Instant) -> Option<super::Access> {
+        let (at, mut access) = *self.0.get_mut(id.index as usize)?.take()?;
+        access.duration = now.saturating_duration_since(at);
+        Some(access)
+    }
+}
+
 /// A connection whose reading the handler paused ([`Ctx::pause_reading`]).
 pub(crate) struct Pause {
     /// When reading resumes.
@@ -86,6 +121,9 @@ pub(crate) struct Table<S> {
     pub(crate) proxies: Proxies,
     /// What the loop counts for `--metrics-listen`.
     pub(crate) tally: super::metrics::Tally,
+    /// `Options::access_log`: connections keep their counts, here.
+    pub(crate) access_log: bool,
+    pub(crate) book: Book,
 }
 
 /// What a request from a trusted proxy is checked with.
@@ -172,7 +210,8 @@ impl<'s, S> Ctx<'s, S> {
     /// handled (an echo) is written by the loop from where it lies, after the call.
     pub fn send(&mut self, message: &Message<'_>) -> Result<(), SendError> {
         let sent = self.send_one(message);
-        self.count(sent)
+        let id = self.current.ok_or(SendError::NotOpen)?;
+        self.count(id, sent)
     }
 
     fn send_one(&mut self, message: &Message<'_>) -> Result<(), SendError> {
@@ -214,13 +253,13 @@ impl<'s, S> Ctx<'s, S> {
     /// Sends a text message to connection `id`.
     pub fn send_text_to(&mut self, id: ConnId, text: &str) -> Result<(), SendError> {
         let sent = self.with_output(id, |conn, out| conn.send_text(out, text));
-        self.count(sent)
+        self.count(id, sent)
     }
 
     /// Sends a binary message to connection `id`.
     pub fn send_binary_to(&mut self, id: ConnId, data: &[u8]) -> Result<(), SendError> {
         let sent = self.with_output(id, |conn, out| conn.send_binary(out, data));
-        self.count(sent)
+        self.count(id, sent)
     }
 
     /// Queues a frame encoded once for many connections. The bytes are shared, not copied
@@ -234,13 +273,16 @@ impl<'s, S> Ctx<'s, S> {
         }
         let out = is_current.then_some(&mut *self.out);
         let sent = queue_shared(entry, id, frame, out, touched, pool, *max_outbox, self.now);
-        self.count(sent)
+        self.count(id, sent)
     }
 
     /// Counts a message sent, or a reader cut off for its outbox (`--metrics-listen`).
-    fn count(&mut self, sent: Result<(), SendError>) -> Result<(), SendError> {
+    fn count(&mut self, id: ConnId, sent: Result<(), SendError>) -> Result<(), SendError> {
         match sent {
-            Ok(()) => self.table.tally.messages_out += 1,
+            Ok(()) => {
+                self.table.tally.messages_out += 1;
+                self.table.book.note(id, |a| a.messages_out += 1);
+            }
             Err(SendError::Overflow) => self.table.tally.slow_readers_cut_off += 1,
             Err(_) => {}
         }
@@ -261,7 +303,7 @@ impl<'s, S> Ctx<'s, S> {
 
     fn broadcast_skipping(&mut self, frame: &SharedFrame, skip: Option<ConnId>) -> Delivery {
         let mut delivery = Delivery::default();
-        let Table { conns, pool, touched, max_outbox, .. } = &mut *self.table;
+        let Table { conns, pool, touched, max_outbox, book, .. } = &mut *self.table;
         for (id, entry) in conns.iter_mut() {
             let is_current = Some(id) == self.current;
             if (is_current && !self.current_open) || Some(id) == skip {
@@ -269,7 +311,10 @@ impl<'s, S> Ctx<'s, S> {
             }
             let out = is_current.then_some(&mut *self.out);
             match queue_shared(entry, id, frame, out, touched, pool, *max_outbox, self.now) {
-                Ok(()) => delivery.queued += 1,
+                Ok(()) => {
+                    delivery.queued += 1;
+                    book.note(id, |a| a.messages_out += 1);
+                }
                 Err(SendError::Overflow) => delivery.cut_off += 1,
                 Err(_) => {}
             }

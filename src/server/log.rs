@@ -3,6 +3,8 @@
 
 use super::ConnId;
 use crate::handshake::AnswerError;
+use std::net::IpAddr;
+use std::time::Duration;
 
 /// Something worth reporting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +27,37 @@ pub enum Record<'a> {
         /// Why.
         error: AnswerError,
     },
+    /// A connection ended (`Options::access_log`): one line of the access log.
+    Access {
+        /// The connection.
+        conn: ConnId,
+        /// What it did.
+        access: &'a Access,
+    },
+}
+
+/// One connection's life, for the access log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Access {
+    /// The client's address (behind a trusted proxy, the one its header gave).
+    pub peer: Option<IpAddr>,
+    /// The request target (path and query); `None` when no request arrived.
+    pub target: Option<String>,
+    /// The HTTP status answered: 101 for a WebSocket, or the refusal's.
+    pub status: Option<u16>,
+    /// The close code the handler was told, for a connection that was open.
+    pub close_code: Option<u16>,
+    /// From accept to the end.
+    pub duration: Duration,
+    /// WebSocket messages received.
+    pub messages_in: u64,
+    /// WebSocket messages queued for it.
+    pub messages_out: u64,
+    /// Bytes read from its socket.
+    pub bytes_in: u64,
+    /// Bytes written to its socket.
+    pub bytes_out: u64,
 }
 
 /// A sink for [`Record`]s. Called on the event loop's thread: keep it quick.

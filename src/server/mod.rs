@@ -41,7 +41,7 @@ pub use crate::shared::SharedFrame;
 pub use ctx::{Ctx, Delivery};
 pub use event_loop::Server;
 pub use handle::{HandleError, ServerHandle};
-pub use log::{Log, Record};
+pub use log::{Access, Log, Record};
 pub use loops::{Balance, Loops, Running};
 pub use metrics::{LoopMetrics, render as render_metrics, serve_metrics};
 pub use slab::ConnId;
@@ -91,6 +91,10 @@ pub struct Options {
     /// past it, a WebSocket request gets `503` with a `Retry-After` that spreads the refused
     /// clients over the following seconds (see `admission.rs`). `None`: no limit.
     pub max_handshake_rate: Option<f64>,
+    /// Report every connection's end to `log` ([`Record::Access`]: address, request target,
+    /// status, close code, duration, messages and bytes each way), `--access-log`. It costs a
+    /// small allocation per connection while on.
+    pub access_log: bool,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` header says who the client is
     /// (`--trust-proxy`): for their connections, the per-address cap counts that address, and
     /// the handler is given it (see `proxy.rs`). From any other address the headers are
@@ -120,6 +124,7 @@ impl Default for Options {
             log: None,
             max_handshake_rate: None,
             trusted_proxies: Vec::new(),
+            access_log: false,
             reuse_port: false,
             caps: None,
         }
@@ -141,6 +146,7 @@ impl std::fmt::Debug for Options {
             .field("log", &self.log.as_ref().map(|_| "set"))
             .field("max_handshake_rate", &self.max_handshake_rate)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("access_log", &self.access_log)
             .field("reuse_port", &self.reuse_port)
             .finish()
     }

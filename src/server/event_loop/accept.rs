@@ -111,6 +111,14 @@ impl<H: Handler> Server<H> {
         if refusal.is_some() {
             self.refusing += 1;
         }
+        if self.table.access_log {
+            let access = crate::server::Access {
+                peer: Some(ip),
+                status: refusal.map(|_| 503),
+                ..Default::default()
+            };
+            self.table.book.open(id, now, access);
+        }
         let registry = self.poll.registry();
         let Some(entry) = self.table.conns.get_mut(id) else { return };
         if registry.register(&mut entry.stream, Token(id.to_token()), Interest::READABLE).is_err() {

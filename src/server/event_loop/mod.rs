@@ -114,6 +114,8 @@ impl<H: Handler> Server<H> {
                 shutting_down: false,
                 admission: options.max_handshake_rate.map(super::admission::Admission::new),
                 tally: Default::default(),
+                access_log: options.access_log,
+                book: Default::default(),
                 proxies: Proxies {
                     trusted: options.trusted_proxies.clone(),
                     caps: caps.clone(),
@@ -175,6 +177,7 @@ impl<H: Handler> Server<H> {
                 self.reap(now);
             }
             if self.shutdown_deadline.is_some_and(|at| now >= at || self.table.conns.len() == 0) {
+                self.log_the_rest(now);
                 return Ok(());
             }
             let timeout = self.poll_timeout(now);
@@ -390,6 +393,9 @@ impl<H: Handler> Server<H> {
                     self.log(&Record::Trace { conn: removal.id, line: &line });
                 }
                 let _ = self.poll.registry().deregister(&mut entry.stream);
+                if let Some(access) = self.table.book.take(removal.id, now) {
+                    self.log(&Record::Access { conn: removal.id, access: &access });
+                }
                 if let Some(pause) = entry.pause.take() {
                     self.table.pool.give(pause.held);
                 }
@@ -401,6 +407,16 @@ impl<H: Handler> Server<H> {
             }
             if self.table.conns.shrink() {
                 give_back_freed_memory();
+            }
+        }
+    }
+
+    /// The access log's lines of the connections still held when the server stops.
+    fn log_the_rest(&mut self, now: Instant) {
+        let ids: Vec<ConnId> = self.table.conns.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            if let Some(access) = self.table.book.take(id, now) {
+                self.log(&Record::Access { conn: id, access: &access });
             }
         }
     }

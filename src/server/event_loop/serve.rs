@@ -28,7 +28,10 @@ impl<H: Handler> Server<H> {
         }
         if writable && !entry.outbox.is_empty() {
             match entry.outbox.write_to(&mut entry.stream, &mut self.table.pool) {
-                Ok(n) => self.table.tally.bytes_out += n as u64,
+                Ok(n) => {
+                    self.table.tally.bytes_out += n as u64;
+                    self.table.book.note(id, |a| a.bytes_out += n as u64);
+                }
                 Err(_) => {
                     self.table.doom(id, CloseCode::ABNORMAL, "write failed");
                     return;
@@ -101,6 +104,7 @@ impl<H: Handler> Server<H> {
                     break;
                 }
             };
+            self.table.book.note(id, |a| a.bytes_in += n as u64);
             end += n;
             self.table.tally.bytes_in += n as u64;
             let mut turn = super::Turn {
@@ -182,10 +186,12 @@ impl<H: Handler> Server<H> {
             entry.outbox.keep_unwritten(cork, 0, &mut self.table.pool);
             let written = entry.outbox.write_to(&mut entry.stream, &mut self.table.pool)?;
             self.table.tally.bytes_out += written as u64;
+            self.table.book.note(id, |a| a.bytes_out += written as u64);
             return Ok(());
         }
         let written = write_slices(&mut entry.stream, &[cork])?;
         self.table.tally.bytes_out += written as u64;
+        self.table.book.note(id, |a| a.bytes_out += written as u64);
         entry.outbox.keep_unwritten(cork, written, &mut self.table.pool);
         Ok(())
     }
@@ -202,6 +208,7 @@ impl<H: Handler> Server<H> {
             match entry.outbox.write_to(&mut entry.stream, &mut self.table.pool) {
                 Ok(n) => {
                     self.table.tally.bytes_out += n as u64;
+                    self.table.book.note(id, |a| a.bytes_out += n as u64);
                     self.settle(id);
                 }
                 Err(_) => self.table.doom(id, CloseCode::ABNORMAL, "write failed"),

@@ -82,6 +82,7 @@ impl<H: Handler> Turn<'_, H> {
             Event::Request => self.answer_request(id, cork),
             Event::Message(message) => {
                 self.table.tally.messages_in += 1;
+                self.table.book.note(id, |a| a.messages_in += 1);
                 self.deliver(id, &message, cork);
                 if let Some(buffer) = message.into_buffer() {
                     self.table.pool.give(buffer);
@@ -91,7 +92,10 @@ impl<H: Handler> Turn<'_, H> {
                 self.notify_close(id, code.unwrap_or(CloseCode::NO_STATUS), &reason);
             }
             Event::Failed(error) => self.notify_close(id, error.close_code(), error.reason()),
-            Event::Rejected(error) => self.table.tally.refused(error.status()),
+            Event::Rejected(error) => {
+                self.table.tally.refused(error.status());
+                self.table.book.note(id, |a| a.status = Some(error.status()));
+            }
             // A refusal is written; the connection closes once it is sent.
             _ => {}
         }
@@ -138,10 +142,12 @@ impl<H: Handler> Turn<'_, H> {
             ),
             (None, None) => self.handler.on_request(request, peer),
         };
-        let refused_status = match &decision {
-            Decision::Respond(response) if response.status >= 400 => Some(response.status),
-            _ => None,
+        let status = match &decision {
+            Decision::Accept { .. } => 101,
+            Decision::Respond(response) => response.status,
         };
+        let refused_status = (status >= 400).then_some(status);
+        let target = self.table.book.has(id).then(|| request.target().to_owned());
         let (answered, state) = match decision {
             Decision::Accept { answer, state } => {
                 (entry.conn.accept(&answer, cork, self.now), Some(state))
@@ -151,9 +157,14 @@ impl<H: Handler> Turn<'_, H> {
         if let Some(status) = refused_status {
             self.table.tally.refused(status);
         }
+        let ip = entry.ip;
+        self.table
+            .book
+            .note(id, |a| (a.peer, a.target, a.status) = (Some(ip), target, Some(status)));
         if let Err(error) = answered {
             if let Some(status) = error.status() {
                 self.table.tally.refused(status);
+                self.table.book.note(id, |a| a.status = Some(status));
             }
             if let Some(log) = self.log {
                 log.record(&Record::AnswerRefused { conn: id, error });
@@ -193,7 +204,7 @@ impl<H: Handler> Turn<'_, H> {
     /// lent): from where the payload lies, with one `writev`; only what the socket does not
     /// take is copied into the outbox.
     fn write_lent(&mut self, id: ConnId, cork: &mut Vec<u8>, at: usize, payload: &[u8]) {
-        let Table { conns, pool, tally, .. } = &mut *self.table;
+        let Table { conns, pool, tally, book, .. } = &mut *self.table;
         let Some(entry) = conns.get_mut(id) else { return };
         let (before, after) = cork.split_at(at);
         let parts = [before, payload, after];
@@ -205,6 +216,7 @@ impl<H: Handler> Turn<'_, H> {
         match written {
             Ok(written) => {
                 tally.bytes_out += written as u64;
+                book.note(id, |a| a.bytes_out += written as u64);
                 entry.outbox.keep_unwritten_slices(&parts, written, pool);
             }
             Err(_) => self.table.doom(id, CloseCode::ABNORMAL, "write failed"),
@@ -220,6 +232,7 @@ impl<H: Handler> Turn<'_, H> {
             return;
         }
         self.table.tally.closed(code.0);
+        self.table.book.note(id, |a| a.close_code = Some(code.0));
         let Some(state) = entry.state.take() else { return };
         let status = CloseStatus { code, reason: reason.to_owned() };
         let mut nowhere = Vec::new();
