@@ -14,6 +14,10 @@
 #   AUTOBAHN_TIMEOUT=1800     hard limit in seconds for the wstest run (default 1800).
 #   AUTOBAHN_THREADS=1        event loops of the echo server (`rfc6455 echo --threads N`;
 #                             CI uses 2). The summary names the command.
+#   AUTOBAHN_TLS=0            1: over TLS (wss://): the server built with the cargo feature
+#                             tls and run with the test certificate of tests/data/tls (wstest
+#                             does not check it). The gate is the same; the summary is written
+#                             only when AUTOBAHN_DOCS names a file.
 #
 # What it does:
 #   1. cargo build --release (in the project root, found relative to this script)
@@ -41,6 +45,7 @@ index="$reports_dir/servers/index.json"
 port="${AUTOBAHN_PORT:-9001}"
 wstest_timeout="${AUTOBAHN_TIMEOUT:-1800}"
 threads="${AUTOBAHN_THREADS:-1}"
+tls="${AUTOBAHN_TLS:-0}"
 run_start=$(date +%s)
 
 log() { printf 'autobahn: %s\n' "$*" >&2; }
@@ -72,6 +77,13 @@ case "$threads" in
 esac
 server_args=(echo --listen "127.0.0.1:$port")
 if [ "$threads" != 1 ]; then server_args+=(--threads "$threads"); fi
+build_args=(--release)
+scheme=ws
+if [ "$tls" = 1 ]; then
+  server_args+=(--tls-cert "$root/tests/data/tls/server.pem" --tls-key "$root/tests/data/tls/server.key")
+  build_args+=(--features tls)
+  scheme=wss
+fi
 
 # --- wstest must be available ------------------------------------------------------------
 if ! (command -v wstest >/dev/null 2>&1 && wstest --autobahnversion >/dev/null 2>&1); then
@@ -97,9 +109,9 @@ command -v python3 >/dev/null 2>&1 || die "python3 is needed for scripts/autobah
 command -v timeout >/dev/null 2>&1 || die "'timeout' (coreutils) is needed"
 
 # --- build -------------------------------------------------------------------------------
-log "building release binary (cargo build --release in $root)"
+log "building release binary (cargo build ${build_args[*]} in $root)"
 build_start=$(date +%s)
-(cd "$root" && cargo build --release)
+(cd "$root" && cargo build "${build_args[@]}")
 build_s=$(( $(date +%s) - build_start ))
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
@@ -108,20 +120,20 @@ server_bin="$target_dir/release/rfc6455"
 
 # --- spec (temporary copy when the port is overridden) ------------------------------------
 run_spec="$spec"
-if [ "$port" != "9001" ]; then
+if [ "$port" != "9001" ] || [ "$tls" = 1 ]; then
   tmp_dir=$(mktemp -d)
   run_spec="$tmp_dir/fuzzingclient.json"
-  python3 - "$spec" "$run_spec" "$port" <<'EOF'
+  python3 - "$spec" "$run_spec" "$port" "$scheme" <<'EOF'
 import json, sys
-src, dst, port = sys.argv[1], sys.argv[2], sys.argv[3]
+src, dst, port, scheme = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 with open(src) as f:
     spec = json.load(f)
 for server in spec["servers"]:
-    server["url"] = "ws://127.0.0.1:%s" % port
+    server["url"] = "%s://127.0.0.1:%s" % (scheme, port)
 with open(dst, "w") as f:
     json.dump(spec, f, indent=4)
 EOF
-  log "using port $port (temporary spec $run_spec)"
+  log "using $scheme://127.0.0.1:$port (temporary spec $run_spec)"
 fi
 
 # --- fresh reports (this side's only: the client's, in reports/clients, stay) --------------
@@ -181,7 +193,7 @@ log "build: ${build_s} s, wstest: ${wstest_s} s (recorded in $reports_dir/timing
 
 # --- check the results ---------------------------------------------------------------------
 check_args=("$index")
-docs="${AUTOBAHN_DOCS-$root/docs/conformance.md}"
+if [ "$tls" = 1 ]; then docs="${AUTOBAHN_DOCS:-}"; else docs="${AUTOBAHN_DOCS-$root/docs/conformance.md}"; fi
 if [ -n "$docs" ]; then
   tester=$(wstest --autobahnversion 2>/dev/null | sed '/^[[:space:]]*$/d' | paste -sd, - | sed 's/,/, /g')
   check_args+=(--side server --markdown "$docs" --tester "$tester")

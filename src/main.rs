@@ -46,6 +46,8 @@ options (defaults: chat / echo):
   --metrics-listen ADDR     serve GET /metrics (Prometheus text) on this address, a port
                             of its own: connections, refusals, messages, bytes, closes by
                             code, slow readers, per event loop [none]
+  --tls-cert PEM --tls-key PEM  speak TLS (wss:// and https:// on the one port) with this
+                            certificate chain and private key (cargo feature tls) [none]
   --trust-proxy ADDR        a reverse proxy (address or network, e.g. 10.0.0.0/8; repeatable)
                             whose X-Forwarded-For or Forwarded header gives the client's
                             address, for the per-address cap and the handler [none]
@@ -108,7 +110,7 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
         "chat" => {
             let mut settings = Settings::chat();
             settings.parse(rest)?;
-            let ports = settings.ports();
+            let (ports, secure) = (settings.ports(), settings.secure());
             let (threads, chat, policy) = (settings.threads, settings.chat, settings.policy);
             let chats = match (&settings.history_file, &settings.redis) {
                 (Some(_), Some(_)) => {
@@ -126,16 +128,17 @@ fn run(args: &[String], signals: Signals) -> Result<(), String> {
                 (None, None) => Chat::group(threads, chat, policy),
             };
             let attach = |chat: &Chat, handles| chat.attach(handles);
-            let banner = "chat: open http://";
+            let banner = if secure { "chat: open https://" } else { "chat: open http://" };
             serve(ports, settings.options, chats, attach, signals, banner)
         }
         "echo" => {
             let mut settings = Settings::echo();
             settings.parse(rest)?;
-            let ports = settings.ports();
+            let (ports, secure) = (settings.ports(), settings.secure());
             let policy = settings.policy;
             let echoes = (0..settings.threads).map(|_| Echo { policy: policy.clone() }).collect();
-            let banner = "echo listening on ws://";
+            let banner =
+                if secure { "echo listening on wss://" } else { "echo listening on ws://" };
             serve(ports, settings.options, echoes, |_, _| {}, signals, banner)
         }
         "-h" | "--help" => {
@@ -294,6 +297,8 @@ struct Settings {
     redis: Option<String>,
     /// Where `GET /metrics` is served.
     metrics: Option<SocketAddr>,
+    /// `--tls-cert` and `--tls-key`.
+    tls: (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
     options: Options,
     policy: Policy,
     chat: ChatOptions,
@@ -330,6 +335,7 @@ impl Settings {
             history_file,
             redis,
             metrics: None,
+            tls: (None, None),
             options,
             policy: chat::policy(),
             chat,
@@ -355,6 +361,7 @@ impl Settings {
             history_file,
             redis,
             metrics: None,
+            tls: (None, None),
             options,
             policy,
             chat,
@@ -443,6 +450,8 @@ impl Settings {
                     let rate = number()?;
                     self.options.max_handshake_rate = (rate > 0).then_some(rate as f64);
                 }
+                "--tls-cert" => self.tls.0 = Some(value.into()),
+                "--tls-key" => self.tls.1 = Some(value.into()),
                 "--allow-origin" => self.policy.allowed_origins.push(value.clone()),
                 "--subprotocol" => self.policy.subprotocols.push(value.clone()),
                 "--deflate-window" => {
@@ -487,7 +496,29 @@ impl Settings {
                 _ => return Err(format!("unknown option {flag}")),
             }
         }
-        Ok(())
+        self.load_tls()
+    }
+
+    /// `--tls-cert` and `--tls-key` together, loaded now: a bad file stops the start.
+    fn load_tls(&mut self) -> Result<(), String> {
+        match &self.tls {
+            (None, None) => Ok(()),
+            (Some(_cert), Some(_key)) => {
+                #[cfg(feature = "tls")]
+                {
+                    self.options.tls = Some(rfc6455::server::tls_config(_cert, _key)?);
+                    Ok(())
+                }
+                #[cfg(not(feature = "tls"))]
+                Err("--tls-cert: this build has no TLS (cargo feature tls)".into())
+            }
+            _ => Err("--tls-cert and --tls-key go together".into()),
+        }
+    }
+
+    /// Whether the server speaks TLS.
+    fn secure(&self) -> bool {
+        self.tls.0.is_some()
     }
 }
 

@@ -8,7 +8,6 @@ use crate::close::CloseCode;
 use crate::connection::{Connection, SendError};
 use crate::message::Message;
 use crate::shared::SharedFrame;
-use mio::net::TcpStream;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -17,7 +16,7 @@ pub(crate) const WRITE_THROUGH: usize = 64 * 1024;
 
 /// One table entry: a socket, its protocol state, and the handler's state for it.
 pub(crate) struct Entry<S> {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: super::transport::Transport,
     pub(crate) conn: Connection,
     pub(crate) outbox: Outbox,
     /// The handler's state, from the accepted handshake to `on_close`; lent to each callback

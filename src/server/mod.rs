@@ -36,6 +36,7 @@ mod loops;
 mod metrics;
 mod outbox;
 mod slab;
+mod transport;
 
 pub use crate::shared::SharedFrame;
 pub use ctx::{Ctx, Delivery};
@@ -45,6 +46,8 @@ pub use log::{Access, Log, Record};
 pub use loops::{Balance, Loops, Running};
 pub use metrics::{LoopMetrics, render as render_metrics, serve_metrics};
 pub use slab::ConnId;
+#[cfg(feature = "tls")]
+pub use transport::tls_config;
 
 use crate::close::CloseCode;
 use crate::connection::Config;
@@ -95,6 +98,11 @@ pub struct Options {
     /// status, close code, duration, messages and bytes each way), `--access-log`. It costs a
     /// small allocation per connection while on.
     pub access_log: bool,
+    /// TLS (cargo feature `tls`): every connection speaks TLS with this configuration (wss://
+    /// and https://), `--tls-cert` and `--tls-key`. The TLS handshake counts toward
+    /// `connection.handshake_timeout`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` header says who the client is
     /// (`--trust-proxy`): for their connections, the per-address cap counts that address, and
     /// the handler is given it (see `proxy.rs`). From any other address the headers are
@@ -125,6 +133,8 @@ impl Default for Options {
             max_handshake_rate: None,
             trusted_proxies: Vec::new(),
             access_log: false,
+            #[cfg(feature = "tls")]
+            tls: None,
             reuse_port: false,
             caps: None,
         }
@@ -275,6 +285,8 @@ mod tests {
         // mio's TcpStream carries a selector id in debug builds: count it as the 4-byte
         // descriptor it is in a release build.
         let entry = size_of::<super::ctx::Entry<()>>() - size_of::<mio::net::TcpStream>() + 4;
-        assert!(entry <= 256, "{entry} bytes");
+        // With the cargo feature tls, every entry has room for a pointer to its TLS session.
+        let budget = if cfg!(feature = "tls") { 256 + 8 } else { 256 };
+        assert!(entry <= budget, "{entry} bytes");
     }
 }

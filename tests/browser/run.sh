@@ -11,4 +11,9 @@ command -v node >/dev/null || { echo "tests/browser/run.sh: node not found" >&2;
 if [ ! -d node_modules/playwright-core ]; then
   npm ci --no-audit --no-fund
 fi
+# RFC6455_TLS=1: over https:// and wss:// (the binary needs the cargo feature tls); node's own
+# requests trust the test CA.
+if [ "${RFC6455_TLS:-}" = 1 ]; then
+  export NODE_EXTRA_CA_CERTS="$PWD/../data/tls/ca.pem"
+fi
 exec node chat.test.mjs

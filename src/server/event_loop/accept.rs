@@ -7,6 +7,7 @@ use crate::http::Response;
 use crate::server::Handler;
 use crate::server::ctx::Entry;
 use crate::server::outbox::Outbox;
+use crate::server::transport::Transport;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
@@ -77,6 +78,16 @@ impl<H: Handler> Server<H> {
             return;
         }
         let _ = stream.set_nodelay(true);
+        let stream = match self.transport(stream) {
+            Ok(stream) => stream,
+            // Not even a TLS session could be made for it (rustls refused its config).
+            Err(_) => {
+                if refusal.is_none() {
+                    self.caps.release(counted_ip);
+                }
+                return;
+            }
+        };
         let mut conn = self.new_connection(now);
         let mut response = Vec::new();
         if let Some(reason) = refusal {
@@ -121,7 +132,7 @@ impl<H: Handler> Server<H> {
         }
         let registry = self.poll.registry();
         let Some(entry) = self.table.conns.get_mut(id) else { return };
-        if registry.register(&mut entry.stream, Token(id.to_token()), Interest::READABLE).is_err() {
+        if entry.stream.register(registry, Token(id.to_token()), Interest::READABLE).is_err() {
             self.table.doom(id, CloseCode::ABNORMAL, "register failed");
             return;
         }
@@ -130,6 +141,15 @@ impl<H: Handler> Server<H> {
             return;
         }
         self.settle(id);
+    }
+
+    /// The socket as the server speaks on it: plain, or TLS with `Options::tls`.
+    fn transport(&self, stream: TcpStream) -> std::io::Result<Transport> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.options.tls {
+            return Transport::tls(stream, config.clone());
+        }
+        Ok(Transport::plain(stream))
     }
 }
 

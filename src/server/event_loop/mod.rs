@@ -392,7 +392,7 @@ impl<H: Handler> Server<H> {
                     let line = format!("TCP closed ({} {})", removal.code.0, removal.reason);
                     self.log(&Record::Trace { conn: removal.id, line: &line });
                 }
-                let _ = self.poll.registry().deregister(&mut entry.stream);
+                let _ = entry.stream.deregister(self.poll.registry());
                 if let Some(access) = self.table.book.take(removal.id, now) {
                     self.log(&Record::Access { conn: removal.id, access: &access });
                 }

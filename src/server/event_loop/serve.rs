@@ -10,7 +10,6 @@ use crate::state::State;
 use mio::{Interest, Token};
 use std::cmp::Reverse;
 use std::io::{self, Read};
-use std::net::Shutdown;
 use std::time::Instant;
 
 /// Output collected in one wakeup before the connection yields to the others and it is written.
@@ -234,24 +233,26 @@ impl<H: Handler> Server<H> {
                 trace(&line);
             }
         }
-        if entry.conn.state() == State::Closed && entry.outbox.is_empty() && !entry.write_shut {
+        let _ = entry.stream.flush_pending();
+        let drained = entry.outbox.is_empty() && !entry.stream.wants_write();
+        if entry.conn.state() == State::Closed && drained && !entry.write_shut {
             // §7.1.1: the server closes the TCP connection first. Our FIN goes after the last
             // byte; input is still read (and ignored) until the peer's FIN, so that closing
             // with unread input does not reset the connection and destroy the Close frame.
             entry.write_shut = true;
-            let _ = entry.stream.shutdown(Shutdown::Write);
+            let _ = entry.stream.shutdown_write();
             if self.config.trace {
                 trace("§7.1.1 the server closes TCP first: FIN sent");
             }
         }
-        let want_writable = !entry.outbox.is_empty();
+        let want_writable = !entry.outbox.is_empty() || entry.stream.wants_write();
         if want_writable != entry.writable_interest {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE
             } else {
                 Interest::READABLE
             };
-            if registry.reregister(&mut entry.stream, Token(id.to_token()), interest).is_ok() {
+            if entry.stream.reregister(registry, Token(id.to_token()), interest).is_ok() {
                 entry.writable_interest = want_writable;
             }
         }

@@ -1,0 +1,252 @@
+//! A connection's socket: plain TCP, or (cargo feature `tls`) TLS over TCP, with the same
+//! non-blocking `Read` and `Write`, so that the loop's reads, writes and outboxes are the same
+//! code either way.
+//!
+//! rustls is sans-I/O like our protocol core: it takes ciphertext in and gives plaintext out,
+//! and the other way round, and never touches the socket. The loop drives both layers: a read
+//! here moves ciphertext from the socket into rustls and plaintext out of it (answering the
+//! TLS handshake on the way); a write puts plaintext into rustls and moves what it encrypted to
+//! the socket. Ciphertext the socket did not take waits in rustls (at most [`TLS_BUFFER`] of
+//! plaintext is taken in beyond it), and the loop keeps WRITABLE interest while it does
+//! ([`Transport::wants_write`]).
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+
+/// Plaintext rustls takes in before the socket has taken what it encrypted.
+#[cfg(feature = "tls")]
+pub(crate) const TLS_BUFFER: usize = 256 * 1024;
+
+/// A connection's socket.
+pub(crate) struct Transport {
+    tcp: TcpStream,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<rustls::ServerConnection>>,
+}
+
+impl Transport {
+    /// Plain TCP.
+    pub(crate) fn plain(tcp: TcpStream) -> Transport {
+        Transport {
+            tcp,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// TLS over `tcp`, as a server with `config`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(
+        tcp: TcpStream,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> io::Result<Transport> {
+        let mut tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+        tls.set_buffer_limit(Some(TLS_BUFFER));
+        Ok(Transport { tcp, tls: Some(Box::new(tls)) })
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.peer_addr()
+    }
+
+    /// Ends our side: with TLS, its close_notify first (RFC 8446 §6.1), then TCP's FIN.
+    pub(crate) fn shutdown_write(&mut self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            let _ = flush_tls(tls, &mut self.tcp);
+        }
+        self.tcp.shutdown(Shutdown::Write)
+    }
+
+    /// Encrypted output waits for the socket (keep WRITABLE interest, and do not end TCP yet).
+    pub(crate) fn wants_write(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.wants_write();
+        }
+        false
+    }
+
+    /// Writes what waits encrypted; `Ok` also when the socket would block.
+    pub(crate) fn flush_pending(&mut self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return match flush_tls(tls, &mut self.tcp) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                other => other,
+            };
+        }
+        Ok(())
+    }
+
+    pub(crate) fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        registry.register(&mut self.tcp, token, interest)
+    }
+
+    pub(crate) fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        registry.reregister(&mut self.tcp, token, interest)
+    }
+
+    pub(crate) fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.deregister(&mut self.tcp)
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return read_tls(tls, &mut self.tcp, buf);
+        }
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return write_tls(tls, &mut self.tcp, buf);
+        }
+        self.tcp.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            return write_tls(tls, &mut self.tcp, first);
+        }
+        self.tcp.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Plaintext from `tls`, reading ciphertext from `tcp` as needed; `Ok(0)` at the end (the
+/// peer's close_notify, or TCP's end), `WouldBlock` when the socket has nothing more now.
+#[cfg(feature = "tls")]
+fn read_tls(
+    tls: &mut rustls::ServerConnection,
+    tcp: &mut TcpStream,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        match tls.reader().read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // TCP ended without close_notify: the end, for us (a truncation attack matters to
+            // a reader of a length-less body, not to WebSocket frames, which are checked).
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        if tls.is_handshaking() && plain_http(tcp) {
+            // Someone spoke HTTP to the TLS port: tell them, in HTTP (RFC 9110 §15.5.1).
+            let refusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                           Content-Length: 46\r\nConnection: close\r\n\r\n\
+                           This port speaks TLS: use https:// or wss://\n";
+            let _ = tcp.write(refusal.as_bytes());
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "plain HTTP on the TLS port"));
+        }
+        if tls.read_tls(tcp)? == 0 {
+            return Ok(0);
+        }
+        if let Err(error) = tls.process_new_packets() {
+            // rustls has queued the alert that says why: send it, then give up.
+            let _ = flush_tls(tls, tcp);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+        }
+        // The handshake's own answers (ServerHello and the rest).
+        match flush_tls(tls, tcp) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
+    }
+}
+
+/// Whether the first bytes waiting on `tcp` look like an HTTP request, not a TLS record (a
+/// handshake record starts with 0x16; a request with a method's capital letter).
+#[cfg(feature = "tls")]
+fn plain_http(tcp: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(tcp.peek(&mut first), Ok(1) if first[0].is_ascii_uppercase())
+}
+
+/// Takes plaintext into `tls` (as much as its buffer allows) and writes what is encrypted.
+#[cfg(feature = "tls")]
+fn write_tls(
+    tls: &mut rustls::ServerConnection,
+    tcp: &mut TcpStream,
+    buf: &[u8],
+) -> io::Result<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let taken = tls.writer().write(buf)?;
+    match flush_tls(tls, tcp) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
+    if taken == 0 {
+        // rustls's buffer is full and the socket takes nothing: wait for WRITABLE.
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(taken)
+}
+
+/// Writes `tls`'s ciphertext until it has none or the socket would block.
+#[cfg(feature = "tls")]
+fn flush_tls(tls: &mut rustls::ServerConnection, tcp: &mut TcpStream) -> io::Result<()> {
+    while tls.wants_write() {
+        if tls.write_tls(tcp)? == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+    }
+    Ok(())
+}
+
+/// The TLS configuration of `--tls-cert PEM --tls-key PEM`: the certificate chain (the server's
+/// first) and its private key, ALPN `http/1.1` (RFC 7301; WebSocket's opening handshake is
+/// HTTP/1.1, RFC 6455 §4.1), TLS 1.2 and 1.3 with rustls's `ring` provider. A file that is not
+/// what it should be is an error that names it.
+#[cfg(feature = "tls")]
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in it", cert.display()));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
