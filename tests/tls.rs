@@ -124,6 +124,33 @@ fn garbage_and_a_stalled_handshake_are_closed() {
 }
 
 #[test]
+fn the_client_speaks_wss_and_checks_the_certificate() {
+    use rfc6455::client::{Client, ClientError, ClientOptions, Incoming, Url};
+    let server = tls_echo(Duration::from_secs(10));
+    let url = Url::parse(&format!("wss://localhost:{}/", server.addr.port())).unwrap();
+    // Trusting the test CA: the handshake, an echo, a clean close.
+    let mut options = ClientOptions::default();
+    options.tls.ca_file = Some(data("ca.pem"));
+    let mut client = Client::connect_with(&url, options).unwrap();
+    client.send_text("wss from our client").unwrap();
+    assert_eq!(client.recv().unwrap(), Incoming::Text("wss from our client".into()));
+    client.close(rfc6455::CloseCode::NORMAL, "done").unwrap();
+    assert!(matches!(client.recv().unwrap(), Incoming::Close { .. }));
+    // The Mozilla roots do not know the test CA: refused.
+    let refused = Client::connect_with(&url, ClientOptions::default()).unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::Io(e) if e.to_string().contains("certificate")),
+        "{refused}"
+    );
+    // Unless asked not to check.
+    let mut insecure = ClientOptions::default();
+    insecure.tls.insecure = true;
+    let mut client = Client::connect_with(&url, insecure).unwrap();
+    client.send_text("unchecked").unwrap();
+    assert_eq!(client.recv().unwrap(), Incoming::Text("unchecked".into()));
+}
+
+#[test]
 fn bad_certificate_files_stop_the_start_with_their_name() {
     let missing = tls_config(Path::new("/nonexistent.pem"), &data("server.key")).unwrap_err();
     assert!(missing.contains("/nonexistent.pem"), "{missing}");

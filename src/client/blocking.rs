@@ -35,6 +35,9 @@ pub struct ClientOptions {
     pub headers: Vec<(String, String)>,
     /// How long to wait for the TCP connection to open.
     pub connect_timeout: Duration,
+    /// How `wss://` checks the server (cargo feature `tls`).
+    #[cfg(feature = "tls")]
+    pub tls: super::tls::TlsOptions,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +54,8 @@ impl Default for ClientOptions {
             subprotocols: Vec::new(),
             headers: Vec::new(),
             connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: super::tls::TlsOptions::default(),
         }
     }
 }
@@ -89,7 +94,7 @@ pub enum Incoming {
 pub enum ClientError {
     /// The URI is not a WebSocket URI.
     Url(UrlError),
-    /// `wss://`: this client has no TLS (yet).
+    /// `wss://` in a build without the cargo feature `tls`.
     TlsUnsupported,
     /// The request cannot be sent as it is.
     Request(RequestError),
@@ -151,7 +156,7 @@ impl From<io::Error> for ClientError {
 /// # Ok::<(), rfc6455::client::ClientError>(())
 /// ```
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     conn: Connection,
     /// Bytes read and not yet given to the connection: `buf[start..end]`.
     buf: Box<[u8]>,
@@ -176,12 +181,21 @@ impl Client {
 
     /// Connects to `url` and completes the opening handshake.
     pub fn connect_with(url: &Url, options: ClientOptions) -> Result<Client, ClientError> {
-        if url.secure {
-            return Err(ClientError::TlsUnsupported);
-        }
         let request = options.request(url);
-        let stream = open_tcp(url, options.connect_timeout)?;
-        Client::handshake(stream, &request, Arc::new(options.config))
+        let tcp = open_tcp(url, options.connect_timeout)?;
+        tcp.set_nodelay(true)?;
+        let stream = if url.secure {
+            #[cfg(feature = "tls")]
+            {
+                let tls = super::tls::connect(tcp, &url.host, &options.tls)?;
+                Stream::Tls(Box::new(tls))
+            }
+            #[cfg(not(feature = "tls"))]
+            return Err(ClientError::TlsUnsupported);
+        } else {
+            Stream::Plain(tcp)
+        };
+        Client::start(stream, &request, Arc::new(options.config))
     }
 
     /// Runs the opening handshake on an open TCP connection.
@@ -191,6 +205,14 @@ impl Client {
         config: Arc<Config>,
     ) -> Result<Client, ClientError> {
         stream.set_nodelay(true)?;
+        Client::start(Stream::Plain(stream), request, config)
+    }
+
+    fn start(
+        stream: Stream,
+        request: &ClientRequest,
+        config: Arc<Config>,
+    ) -> Result<Client, ClientError> {
         let seed = crate::random::os_seed()?;
         let mut out = Vec::new();
         let conn = Connection::client(config, request, seed, Instant::now(), &mut out)
@@ -364,7 +386,69 @@ impl Client {
         }
         self.start = 0;
         self.end = 0;
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.stream.shutdown();
+    }
+}
+
+/// The client's socket: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.get_ref(),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(timeout)
+    }
+
+    fn shutdown(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(tls) = self {
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+        let _ = self.tcp().shutdown(Shutdown::Both);
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => match tls.read(buf) {
+                // The server ended TCP without close_notify: the end, as over plain TCP.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.flush(),
+        }
     }
 }
 

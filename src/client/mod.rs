@@ -1,7 +1,7 @@
 //! The client's drivers: the sans-I/O client ([`Connection::client`]) over real sockets.
 //!
 //! - [`Client`]: one connection over a blocking `std::net::TcpStream` (connect, send, receive,
-//!   close), for tools, tests and scripts. `examples/blocking_client.rs` and
+//!   close), for tools, tests and scripts; `wss://` too, with the cargo feature `tls`. `examples/blocking_client.rs` and
 //!   `examples/autobahn_client.rs` use it.
 //! - [`Session`]: one connection over a non-blocking mio socket, for many connections on one
 //!   thread (`examples/mio_clients.rs`) or a client beside other work (`rfc6455 client` on
@@ -12,8 +12,12 @@
 
 mod blocking;
 mod session;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 
 pub use blocking::{Client, ClientError, ClientOptions, Incoming};
 pub use session::{Session, Update};
+#[cfg(feature = "tls")]
+pub use tls::TlsOptions;
 pub use url::{Url, UrlError};
