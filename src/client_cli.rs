@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 pub const USAGE: &str = "\
 usage: rfc6455 client URL [options]   a WebSocket client: stdin lines out, messages in
 
-  URL                       ws://host[:port][/path][?query]
+  URL                       ws://host[:port][/path][?query], or wss:// (cargo feature tls)
+  --ca-file PEM             wss://: trust this file's certificates, not the Mozilla roots
+  --insecure                wss://: accept any certificate (no protection in the middle)
   --header 'NAME: VALUE'    add a header field to the opening handshake (repeatable)
   --origin ORIGIN           send this Origin
   --subprotocol NAME        offer this subprotocol (repeatable)
@@ -63,6 +65,14 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         match arg.as_str() {
             "--trace" => options.config.trace = true,
             "--binary" => binary = true,
+            "--insecure" => {
+                #[cfg(feature = "tls")]
+                {
+                    options.tls.insecure = true;
+                }
+                #[cfg(not(feature = "tls"))]
+                return Err("--insecure: this build has no TLS (cargo feature tls)".into());
+            }
             "--no-deflate" => {
                 #[cfg(feature = "deflate")]
                 {
@@ -80,6 +90,8 @@ fn parse(args: &[String]) -> Result<Settings, String> {
                         options.headers.push((name.trim().into(), field.trim().into()));
                     }
                     "--origin" => options.origin = Some(value.clone()),
+                    #[cfg(feature = "tls")]
+                    "--ca-file" => options.tls.ca_file = Some(value.into()),
                     "--quiet" => quiet = Duration::from_millis(number()?),
                     "--subprotocol" => options.subprotocols.push(value.clone()),
                     "--ping" => {
@@ -114,8 +126,9 @@ pub fn run(args: &[String], signals: Signals) -> Result<u8, String> {
         return Ok(0);
     }
     let settings = parse(args)?;
+    #[cfg(not(feature = "tls"))]
     if settings.url.secure {
-        return Err("wss:// needs TLS, which this build does not have".into());
+        return Err("wss:// needs TLS, which this build does not have (cargo feature tls)".into());
     }
     let trace = settings.options.config.trace;
     let request = settings.options.request(&settings.url);
@@ -127,8 +140,19 @@ pub fn run(args: &[String], signals: Signals) -> Result<u8, String> {
     let stream = mio::net::TcpStream::connect(address).map_err(|e| format!("{address}: {e}"))?;
     let seed = rfc6455::random::os_seed().map_err(|e| format!("getrandom: {e}"))?;
     let config = Arc::new(settings.options.config.clone());
-    let mut session = Session::start(stream, &request, config, seed, Instant::now())
-        .map_err(|e| format!("cannot send this request: {e}"))?;
+    #[cfg(feature = "tls")]
+    let started = if settings.url.secure {
+        let (host, tls) = (&settings.url.host, &settings.options.tls);
+        Session::start_tls(stream, host, tls, &request, config, seed, Instant::now())
+            .map_err(|e| format!("cannot start TLS or send this request: {e}"))
+    } else {
+        Session::start(stream, &request, config, seed, Instant::now())
+            .map_err(|e| format!("cannot send this request: {e}"))
+    };
+    #[cfg(not(feature = "tls"))]
+    let started = Session::start(stream, &request, config, seed, Instant::now())
+        .map_err(|e| format!("cannot send this request: {e}"));
+    let mut session = started?;
 
     let mut poll = mio::Poll::new().map_err(|e| e.to_string())?;
     const SOCKET: mio::Token = mio::Token(0);

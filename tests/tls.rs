@@ -167,3 +167,29 @@ fn bad_certificate_files_stop_the_start_with_their_name() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.pem"));
 }
+
+#[test]
+fn the_command_line_client_speaks_wss() {
+    use std::process::{Command, Stdio};
+    let server = tls_echo(Duration::from_secs(10));
+    let url = format!("wss://localhost:{}/", server.addr.port());
+    let run = |extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
+            .args(["client", &url])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"hello over wss\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let ca = data("ca.pem");
+    let trusted = run(&["--ca-file", ca.to_str().unwrap()]);
+    assert_eq!(trusted.status.code(), Some(0), "{}", String::from_utf8_lossy(&trusted.stderr));
+    assert_eq!(String::from_utf8_lossy(&trusted.stdout), "hello over wss\n");
+    let unknown = run(&[]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("certificate"));
+}

@@ -181,20 +181,21 @@ impl Client {
 
     /// Connects to `url` and completes the opening handshake.
     pub fn connect_with(url: &Url, options: ClientOptions) -> Result<Client, ClientError> {
+        #[cfg(not(feature = "tls"))]
+        if url.secure {
+            return Err(ClientError::TlsUnsupported);
+        }
         let request = options.request(url);
         let tcp = open_tcp(url, options.connect_timeout)?;
         tcp.set_nodelay(true)?;
+        #[cfg(feature = "tls")]
         let stream = if url.secure {
-            #[cfg(feature = "tls")]
-            {
-                let tls = super::tls::connect(tcp, &url.host, &options.tls)?;
-                Stream::Tls(Box::new(tls))
-            }
-            #[cfg(not(feature = "tls"))]
-            return Err(ClientError::TlsUnsupported);
+            Stream::Tls(Box::new(super::tls::connect(tcp, &url.host, &options.tls)?))
         } else {
             Stream::Plain(tcp)
         };
+        #[cfg(not(feature = "tls"))]
+        let stream = Stream::Plain(tcp);
         Client::start(stream, &request, Arc::new(options.config))
     }
 

@@ -9,6 +9,7 @@ use crate::close::CloseCode;
 use crate::connection::{Config, Connection, Event, SendError};
 use crate::handshake::{ClientRequest, RequestError, Upgraded};
 use crate::message::Message;
+use crate::server::transport::Transport;
 use crate::state::State;
 use mio::Interest;
 use mio::net::TcpStream;
@@ -40,7 +41,7 @@ pub enum Update {
 /// One client connection on a non-blocking socket.
 #[derive(Debug)]
 pub struct Session {
-    stream: TcpStream,
+    stream: Transport,
     conn: Connection,
     /// Bytes to write, and how many of them are written.
     out: Vec<u8>,
@@ -59,6 +60,35 @@ impl Session {
         now: Instant,
     ) -> Result<Session, RequestError> {
         let _ = stream.set_nodelay(true);
+        Session::over(Transport::plain(stream), request, config, seed, now)
+    }
+
+    /// [`Session::start`] for a `wss://` URI (cargo feature `tls`): TLS to `host` over
+    /// `stream`, the server's certificate checked as `tls` says. Fails here only when `host`
+    /// is not a name TLS can check (a bad certificate shows later, as [`Update::Failed`]).
+    #[cfg(feature = "tls")]
+    pub fn start_tls(
+        stream: TcpStream,
+        host: &str,
+        tls: &super::TlsOptions,
+        request: &ClientRequest,
+        config: Arc<Config>,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Result<Session, ClientError> {
+        let _ = stream.set_nodelay(true);
+        let tls = super::tls::client_connection(host, tls)?;
+        Session::over(Transport::tls_client(stream, tls), request, config, seed, now)
+            .map_err(ClientError::Request)
+    }
+
+    fn over(
+        stream: Transport,
+        request: &ClientRequest,
+        config: Arc<Config>,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Result<Session, RequestError> {
         let mut out = Vec::new();
         let conn = Connection::client(config, request, seed, now, &mut out)?;
         Ok(Session { stream, conn, out, written: 0, done: false })
@@ -66,7 +96,7 @@ impl Session {
 
     /// The socket, to register with a `mio::Registry` (with [`Session::interest`]).
     pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+        self.stream.tcp_mut()
     }
 
     /// What to register for: readable always, writable too (edge-triggered, so it may stay).
@@ -224,13 +254,15 @@ impl Session {
         }
         self.out.clear();
         self.written = 0;
-        Ok(())
+        // With TLS, what it encrypted and the socket has not taken yet.
+        self.stream.flush_pending()
     }
 
     /// Closes TCP and reports the end, after the failure that caused it, if any.
     fn finish(&mut self, updates: &mut impl FnMut(Update), failure: Option<ClientError>) {
         self.write_some();
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.stream.shutdown_write();
+        let _ = self.stream.tcp_mut().shutdown(Shutdown::Both);
         self.done = true;
         if let Some(error) = failure {
             updates(Update::Failed(error));

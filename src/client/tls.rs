@@ -27,6 +27,14 @@ pub(crate) fn connect(
     host: &str,
     options: &TlsOptions,
 ) -> io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    Ok(rustls::StreamOwned::new(client_connection(host, options)?, tcp))
+}
+
+/// TLS's client side for `host`, checked as `options` say.
+pub(crate) fn client_connection(
+    host: &str,
+    options: &TlsOptions,
+) -> io::Result<rustls::ClientConnection> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -44,8 +52,7 @@ pub(crate) fn connect(
     let name = host.trim_start_matches('[').trim_end_matches(']').to_owned();
     let name = rustls::pki_types::ServerName::try_from(name)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(io::Error::other)?;
-    Ok(rustls::StreamOwned::new(conn, tcp))
+    rustls::ClientConnection::new(Arc::new(config), name).map_err(io::Error::other)
 }
 
 fn roots(options: &TlsOptions) -> io::Result<rustls::RootCertStore> {

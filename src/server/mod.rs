@@ -36,7 +36,7 @@ mod loops;
 mod metrics;
 mod outbox;
 mod slab;
-mod transport;
+pub(crate) mod transport;
 
 pub use crate::shared::SharedFrame;
 pub use ctx::{Ctx, Delivery};

@@ -1,6 +1,6 @@
 //! A connection's socket: plain TCP, or (cargo feature `tls`) TLS over TCP, with the same
 //! non-blocking `Read` and `Write`, so that the loop's reads, writes and outboxes are the same
-//! code either way.
+//! code either way. The client's [`crate::client::Session`] uses it too, as TLS's client side.
 //!
 //! rustls is sans-I/O like our protocol core: it takes ciphertext in and gives plaintext out,
 //! and the other way round, and never touches the socket. The loop drives both layers: a read
@@ -20,10 +20,11 @@ use std::net::{Shutdown, SocketAddr};
 pub(crate) const TLS_BUFFER: usize = 256 * 1024;
 
 /// A connection's socket.
+#[derive(Debug)]
 pub(crate) struct Transport {
     tcp: TcpStream,
     #[cfg(feature = "tls")]
-    tls: Option<Box<rustls::ServerConnection>>,
+    tls: Option<Box<rustls::Connection>>,
 }
 
 impl Transport {
@@ -42,9 +43,25 @@ impl Transport {
         tcp: TcpStream,
         config: std::sync::Arc<rustls::ServerConfig>,
     ) -> io::Result<Transport> {
-        let mut tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+        let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(Transport::over(tcp, rustls::Connection::Server(tls)))
+    }
+
+    /// TLS's client side over `tcp`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_client(tcp: TcpStream, tls: rustls::ClientConnection) -> Transport {
+        Transport::over(tcp, rustls::Connection::Client(tls))
+    }
+
+    #[cfg(feature = "tls")]
+    fn over(tcp: TcpStream, mut tls: rustls::Connection) -> Transport {
         tls.set_buffer_limit(Some(TLS_BUFFER));
-        Ok(Transport { tcp, tls: Some(Box::new(tls)) })
+        Transport { tcp, tls: Some(Box::new(tls)) }
+    }
+
+    /// The TCP socket underneath (to register it, or to end it).
+    pub(crate) fn tcp_mut(&mut self) -> &mut TcpStream {
+        &mut self.tcp
     }
 
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -75,7 +92,7 @@ impl Transport {
         #[cfg(feature = "tls")]
         if let Some(tls) = &mut self.tls {
             return match flush_tls(tls, &mut self.tcp) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) if waiting(&e) => Ok(()),
                 other => other,
             };
         }
@@ -142,7 +159,7 @@ impl Write for Transport {
 /// peer's close_notify, or TCP's end), `WouldBlock` when the socket has nothing more now.
 #[cfg(feature = "tls")]
 fn read_tls(
-    tls: &mut rustls::ServerConnection,
+    tls: &mut rustls::Connection,
     tcp: &mut TcpStream,
     buf: &mut [u8],
 ) -> io::Result<usize> {
@@ -155,7 +172,8 @@ fn read_tls(
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
             Err(e) => return Err(e),
         }
-        if tls.is_handshaking() && plain_http(tcp) {
+        let server = matches!(tls, rustls::Connection::Server(_));
+        if server && tls.is_handshaking() && plain_http(tcp) {
             // Someone spoke HTTP to the TLS port: tell them, in HTTP (RFC 9110 §15.5.1).
             let refusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
                            Content-Length: 46\r\nConnection: close\r\n\r\n\
@@ -189,17 +207,14 @@ fn plain_http(tcp: &TcpStream) -> bool {
 
 /// Takes plaintext into `tls` (as much as its buffer allows) and writes what is encrypted.
 #[cfg(feature = "tls")]
-fn write_tls(
-    tls: &mut rustls::ServerConnection,
-    tcp: &mut TcpStream,
-    buf: &[u8],
-) -> io::Result<usize> {
+fn write_tls(tls: &mut rustls::Connection, tcp: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
     let taken = tls.writer().write(buf)?;
     match flush_tls(tls, tcp) {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        // Taken, and waiting for the socket (full, or a client's connect still under way).
+        Err(e) if waiting(&e) => {}
         Err(e) => return Err(e),
         Ok(()) => {}
     }
@@ -210,9 +225,15 @@ fn write_tls(
     Ok(taken)
 }
 
+/// The socket cannot take more now: full, or a connect still under way.
+#[cfg(feature = "tls")]
+fn waiting(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected)
+}
+
 /// Writes `tls`'s ciphertext until it has none or the socket would block.
 #[cfg(feature = "tls")]
-fn flush_tls(tls: &mut rustls::ServerConnection, tcp: &mut TcpStream) -> io::Result<()> {
+fn flush_tls(tls: &mut rustls::Connection, tcp: &mut TcpStream) -> io::Result<()> {
     while tls.wants_write() {
         if tls.write_tls(tcp)? == 0 {
             return Err(io::ErrorKind::WriteZero.into());
