@@ -5,12 +5,14 @@
 
 use crate::close::CloseCode;
 use crate::connection::{Connection, Event};
+use crate::handshake::Request;
 use crate::http::Response;
 use crate::message::Message;
-use crate::server::ctx::{Ctx, Table};
+use crate::server::admission::Admission;
+use crate::server::ctx::{Ctx, Proxies, Table};
 use crate::server::outbox;
 use crate::server::{CloseStatus, ConnId, Decision, Handler, Log, Record};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// What the loop lends to one connection's events.
@@ -106,41 +108,18 @@ impl<H: Handler> Turn<'_, H> {
     fn answer_request(&mut self, id: ConnId, cork: &mut Vec<u8>) {
         let Some(entry) = self.table.conns.get_mut(id) else { return };
         let Some(request) = entry.conn.request() else { return };
-        let mut peer = entry.stream.peer_addr().unwrap_or(SocketAddr::new(entry.ip, 0));
-        // From a trusted proxy: the client's address from its headers (`proxy.rs`), counted
-        // against the per-address cap now, and what the handler sees (with port 0: the
-        // headers' ports are the proxy's business).
-        let proxies = &self.table.proxies;
-        let mut over_cap = None;
-        if !entry.ip_counted && entry.counted {
-            let client = crate::proxy::client_address(&proxies.trusted, entry.ip, request);
-            match proxies.caps.count_address(client, proxies.max_per_ip) {
-                Ok(()) => {
-                    entry.ip = client;
-                    entry.ip_counted = true;
-                }
-                Err(reason) => over_cap = Some(reason),
-            }
-            peer = SocketAddr::new(client, 0);
+        let peer = entry.stream.peer_addr().unwrap_or(SocketAddr::new(entry.ip, 0));
+        // Not counted under an address yet: from a trusted proxy, before its request.
+        let behind_proxy = !entry.ip_counted && entry.counted;
+        let (proxies, admission) = (&self.table.proxies, &mut self.table.admission);
+        let gated = gate(peer, behind_proxy, request, proxies, admission, self.now);
+        let (peer, refusal) = (gated.peer, gated.refusal);
+        if let Some(client) = gated.counted_as {
+            (entry.ip, entry.ip_counted) = (client, true);
         }
-        let refused = match &mut self.table.admission {
-            Some(admission) if request.is_websocket() && over_cap.is_none() => {
-                admission.admit(self.now).err()
-            }
-            _ => None,
-        };
-        let decision = match (over_cap, refused) {
-            // §4.2.2: "If the server does not wish to accept this connection, it MUST return an
-            // appropriate HTTP error code".
-            (Some(reason), _) => {
-                Decision::Respond(Response::text(503, reason).with_header("Retry-After", "1"))
-            }
-            // Past the handshake rate: see `admission.rs`.
-            (None, Some(wait)) => Decision::Respond(
-                Response::text(503, "too many handshakes at once: come back later")
-                    .with_header("Retry-After", wait.to_string()),
-            ),
-            (None, None) => self.handler.on_request(request, peer),
+        let decision = match refusal {
+            Some(response) => Decision::Respond(response),
+            None => self.handler.on_request(request, peer),
         };
         let status = match &decision {
             Decision::Accept { .. } => 101,
@@ -250,4 +229,48 @@ impl<H: Handler> Turn<'_, H> {
             }
         }
     }
+}
+
+/// What [`gate`] found.
+struct Gated {
+    /// The address the handler is told.
+    peer: SocketAddr,
+    /// The refusal, if the request goes no further.
+    refusal: Option<Response>,
+    /// The client's address it is now counted under (behind a trusted proxy).
+    counted_as: Option<IpAddr>,
+}
+
+/// What a request meets before the handler sees it: from a trusted proxy (`behind_proxy`),
+/// the client's address from its headers (`proxy.rs`), counted against the per-address cap
+/// now (the handler is told that address, with port 0: the headers' ports are the proxy's
+/// business); then the handshake rate (`admission.rs`).
+fn gate(
+    peer: SocketAddr,
+    behind_proxy: bool,
+    request: &Request,
+    proxies: &Proxies,
+    admission: &mut Option<Admission>,
+    now: Instant,
+) -> Gated {
+    let mut gated = Gated { peer, refusal: None, counted_as: None };
+    if behind_proxy {
+        let client = crate::proxy::client_address(&proxies.trusted, peer.ip(), request);
+        gated.peer = SocketAddr::new(client, 0);
+        if let Err(reason) = proxies.caps.count_address(client, proxies.max_per_ip) {
+            // §4.2.2: "If the server does not wish to accept this connection, it MUST return
+            // an appropriate HTTP error code".
+            gated.refusal = Some(Response::text(503, reason).with_header("Retry-After", "1"));
+            return gated;
+        }
+        gated.counted_as = Some(client);
+    }
+    if let Some(admission) = admission
+        && request.is_websocket()
+        && let Err(wait) = admission.admit(now)
+    {
+        let busy = Response::text(503, "too many handshakes at once: come back later");
+        gated.refusal = Some(busy.with_header("Retry-After", wait.to_string()));
+    }
+    gated
 }
