@@ -120,14 +120,24 @@ pub fn render(loops: &[std::sync::Arc<LoopMetrics>]) -> String {
         ("rfc6455_messages_received_total", "counter", "WebSocket messages received.", |m| {
             &m.messages_in
         }),
-        ("rfc6455_bytes_received_total", "counter", "Bytes read from sockets.", |m| &m.bytes_in),
+        (
+            "rfc6455_bytes_received_total",
+            "counter",
+            "Bytes read from sockets (with TLS: the plaintext out of it).",
+            |m| &m.bytes_in,
+        ),
         (
             "rfc6455_messages_sent_total",
             "counter",
             "WebSocket messages queued for sending (a broadcast counts once per recipient).",
             |m| &m.messages_out,
         ),
-        ("rfc6455_bytes_sent_total", "counter", "Bytes written to sockets.", |m| &m.bytes_out),
+        (
+            "rfc6455_bytes_sent_total",
+            "counter",
+            "Bytes written to sockets (with TLS: the plaintext handed to it).",
+            |m| &m.bytes_out,
+        ),
         (
             "rfc6455_slow_readers_cut_off_total",
             "counter",
