@@ -28,7 +28,9 @@
 #                         threshold 128) (scenarios 8-10); rfc6455-2loops (`--threads 2`, two
 #                         event loops, the acceptor hands connections out) and
 #                         rfc6455-2loops-reuseport (`--balance reuseport`) run only when named,
-#                         best with PIN=0
+#                         best with PIN=0; rfc6455-tls (`--tls-cert`, a build with the cargo
+#                         feature tls) and uws-tls (uWS.SSLApp) run scenarios 1, 2 and 4 over
+#                         wss:// with the test certificate of tests/data/tls, only when named
 #   RESULTS [target/bench/results-DATE.jsonl]   where the JSON lines go (appended)
 #   BUILD [1]             0: skip the builds
 #   REPORT [1]            0: do not run bench/report.py at the end
@@ -84,6 +86,8 @@ NODE_DIR="$ROOT/bench/node"
 LOGDIR="$ROOT/target/bench/logs-$STAMP"
 ALL_SERVERS="rfc6455 tungstenite tokio-tungstenite fastwebsockets tokio-websockets uws ws raw uws-shared uws-dedicated ws-deflate"
 RFC_BASELINE=${RFC_BASELINE:-}
+RFC_TLS="$ROOT/target/tls/release/rfc6455"
+TLS_FILES="--tls-cert $ROOT/tests/data/tls/server.pem --tls-key $ROOT/tests/data/tls/server.key"
 [[ -n $RFC_BASELINE ]] && ALL_SERVERS="rfc6455 rfc6455-baseline ${ALL_SERVERS#rfc6455 }"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -102,6 +106,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [[ $BUILD == 1 ]]; then
     log "building rfc6455, the load generator and the peers"
     cargo build --release --quiet || die "cargo build (rfc6455) failed"
+    if [[ ",$SERVERS," == *",rfc6455-tls,"* ]]; then
+        # Its own target directory: the plain figures come from a build without TLS.
+        CARGO_TARGET_DIR="$ROOT/target/tls" cargo build --release --quiet --features tls || die "cargo build --features tls failed"
+    fi
     cargo build --release --quiet --manifest-path bench/loadgen/Cargo.toml || die "cargo build (loadgen) failed"
     if [[ -f bench/peers/Cargo.toml ]]; then
         cargo build --release --quiet --manifest-path bench/peers/Cargo.toml || log "warning: the Rust peers did not build; those servers are skipped"
@@ -128,6 +136,9 @@ server_cmd() {
         rfc6455-2loops/broadcast) echo "$RFC chat --threads 2 --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
         rfc6455-2loops-reuseport/echo) echo "$RFC echo --threads 2 --balance reuseport --listen $addr --max-connections 100000 --max-connections-per-ip 100000" ;;
         rfc6455-2loops-reuseport/broadcast) echo "$RFC chat --threads 2 --balance reuseport --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
+        rfc6455-tls/echo) echo "$RFC_TLS echo --listen $addr --max-connections 100000 --max-connections-per-ip 100000 $TLS_FILES" ;;
+        rfc6455-tls/broadcast) echo "$RFC_TLS chat --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864 $TLS_FILES" ;;
+        uws-tls/echo | uws-tls/broadcast) echo "node $NODE_DIR/uws-server.mjs $kind --listen $addr $TLS_FILES" ;;
         rfc6455-baseline/echo) echo "$RFC_BASELINE echo --listen $addr --max-connections 100000 --max-connections-per-ip 100000" ;;
         rfc6455-baseline/broadcast) echo "$RFC_BASELINE chat --listen $addr --heartbeat 0 --history 0 --rate-limit 0 --max-connections-per-ip 100000 --max-outbox 67108864" ;;
         tungstenite/echo | fastwebsockets/echo | tokio-websockets/echo) echo "$PEERS/peer-$name echo --listen $addr" ;;
@@ -147,6 +158,8 @@ available() {
     case $1 in
         rfc6455 | rfc6455-2loops | rfc6455-2loops-reuseport) [[ -x $RFC ]] ;;
         rfc6455-baseline) [[ -x $RFC_BASELINE ]] ;;
+        rfc6455-tls) [[ -x $RFC_TLS ]] ;;
+        uws-tls) available uws ;;
         raw) [[ -x $PEERS/peer-rawtcp ]] ;;
         uws | ws) command -v node >/dev/null && [[ -d $NODE_DIR/node_modules && -f $NODE_DIR/$1-server.mjs ]] ;;
         uws-shared | uws-dedicated) available uws ;;
@@ -156,10 +169,10 @@ available() {
 }
 
 # rfc6455 with two event loops runs only when named: SERVERS=rfc6455,rfc6455-2loops,... PIN=0
-ALL_SERVERS="$ALL_SERVERS rfc6455-2loops rfc6455-2loops-reuseport"
+ALL_SERVERS="$ALL_SERVERS rfc6455-2loops rfc6455-2loops-reuseport rfc6455-tls uws-tls"
 SELECTED=()
 for s in $ALL_SERVERS; do
-    if [[ $SERVERS == all && $s == rfc6455-2loops* ]]; then continue; fi
+    if [[ $SERVERS == all && ($s == rfc6455-2loops* || $s == *-tls) ]]; then continue; fi
     if [[ $SERVERS != all && ",$SERVERS," != *",$s,"* ]]; then continue; fi
     if available "$s"; then SELECTED+=("$s"); else log "note: server $s is not built; skipped"; fi
 done
@@ -171,6 +184,16 @@ deflate_variant() { case $1 in uws-shared | uws-dedicated | ws-deflate) return 0
 deflate_server() { [[ $1 == rfc6455 || $1 == rfc6455-baseline ]] || deflate_variant "$1"; }
 deflate_scenario() { case $1 in 8 | 9 | 10) return 0 ;; *) return 1 ;; esac; }
 DEFLATE_ARGS=(--deflate --deflate-level "$DEFLATE_LEVEL")
+
+# url_args NAME: the load generator's --url (and --ca-file over TLS) for the server on $PORT.
+url_args() {
+    case $1 in
+        *-tls) echo "--url wss://127.0.0.1:$PORT/ --ca-file $ROOT/tests/data/tls/ca.pem" ;;
+        *) echo "--url ws://127.0.0.1:$PORT/" ;;
+    esac
+}
+# The TLS servers run the echo and broadcast scenarios only.
+tls_server() { [[ $1 == *-tls ]]; }
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -298,7 +321,7 @@ echo_run() {
         emit result "$sc" "$name" "$rnd" "$pinned" "$out" "$err" start-failed
         return
     fi
-    run_loadgen $((40 + DURATION + WARMUP)) "$out" "$err" echo --url "ws://127.0.0.1:$PORT/" \
+    run_loadgen $((40 + DURATION + WARMUP)) "$out" "$err" echo $(url_args "$name") \
         --conns "$conns" --size "$size" --window "$window" --duration "$DURATION" --warmup "$WARMUP" --pid "$SPID" "$@"
     status=$?
     stop_server
@@ -320,7 +343,7 @@ broadcast_step() {
         emit step "$sc" "$name" "$rnd" "$pinned" "$out" "$err" start-failed "{\"rate\":$rate,\"pass\":false}"
         return
     fi
-    run_loadgen $((60 + DURATION + WARMUP)) "$out" "$err" broadcast --url "ws://127.0.0.1:$PORT/" \
+    run_loadgen $((60 + DURATION + WARMUP)) "$out" "$err" broadcast $(url_args "$name") \
         --receivers 1000 --size "$size" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" \
         --p99-limit-ms "$BCAST_P99_MS" --pid "$SPID" "$@"
     status=$?
@@ -488,6 +511,7 @@ run_scenario() {
         elif deflate_variant "$s"; then
             continue
         fi
+        if tls_server "$s" && [[ $sc != 1 && $sc != 2 && $sc != 4 ]]; then continue; fi
         case $sc in
             1) supports "$s" echo && echo_run 1 "$s" "$rnd" "$pinned" 100 20 1 ;;
             2) supports "$s" echo && echo_run 2 "$s" "$rnd" "$pinned" 100 64 32 ;;

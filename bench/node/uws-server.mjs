@@ -5,6 +5,7 @@
 //                      [--compression shared|dedicated]
 //   node uws-server.mjs broadcast --listen 127.0.0.1:PORT [--max-backpressure BYTES]
 //                      [--compression shared|dedicated]
+//   ... [--tls-cert PEM --tls-key PEM]   uWS.SSLApp: wss:// (the TLS benchmark's peer)
 //
 // --compression turns on permessage-deflate (RFC 7692), off by default: `shared` is
 // uWS.SHARED_COMPRESSOR (one compressor for every socket, reset per message: the server does
@@ -41,6 +42,8 @@ let mode = null;
 let listen = null;
 let maxBackpressure = DEFAULT_MAX_BACKPRESSURE;
 let compression = 'disabled';
+let tlsCert = null;
+let tlsKey = null;
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i++) {
   const arg = args[i];
@@ -52,8 +55,11 @@ for (let i = 0; i < args.length; i++) {
   } else if (arg === '--compression' && i + 1 < args.length) {
     compression = args[++i];
     if (!['disabled', 'shared', 'dedicated'].includes(compression)) usage();
-  } else usage();
+  } else if (arg === '--tls-cert' && i + 1 < args.length) tlsCert = args[++i];
+  else if (arg === '--tls-key' && i + 1 < args.length) tlsKey = args[++i];
+  else usage();
 }
+if ((tlsCert === null) !== (tlsKey === null)) usage();
 const match = listen && /^(.+):(\d+)$/.exec(listen);
 if (!mode || !match) usage();
 const host = match[1].replace(/^\[(.*)\]$/, '$1');
@@ -74,7 +80,9 @@ try {
   process.exit(1);
 }
 
-const app = uWS.App();
+const app = tlsCert === null
+  ? uWS.App()
+  : uWS.SSLApp({ cert_file_name: tlsCert, key_file_name: tlsKey });
 const compress = compression !== 'disabled';
 const behavior = {
   compression: {

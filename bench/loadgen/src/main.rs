@@ -17,6 +17,7 @@ mod deflate;
 mod hist;
 mod modes;
 mod net;
+mod sock;
 mod storm;
 mod sys;
 
@@ -64,6 +65,7 @@ broadcast:
                           every receiver the same bytes) reuses that result
 
 common options:
+  --ca-file PEM           wss:// URLs: trust this CA (the server's certificate is checked)
   --pid PID               also report the server's CPU use (all modes) [none]
   --max-pending N         handshakes in progress at once while opening [128]
   --connect-timeout SECS  time allowed to open all connections [30]
@@ -130,18 +132,22 @@ impl Args {
     }
 }
 
-/// A parsed `ws://` URL on a loopback address.
+/// A parsed `ws://` or `wss://` URL on a loopback address.
 pub struct Target {
     pub addr: SocketAddr,
     pub host: String,
     pub path: String,
     pub url: String,
+    /// `wss://`.
+    pub tls: bool,
 }
 
 fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("only ws:// URLs are supported: {url:?}"))?;
+    let (tls, rest) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(format!("only ws:// and wss:// URLs are supported: {url:?}")),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -166,6 +172,7 @@ fn parse_url(url: &str) -> Result<Target, String> {
         host: authority.to_string(),
         path: path.to_string(),
         url: url.to_string(),
+        tls,
     })
 }
 
@@ -180,6 +187,7 @@ fn run(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(rest)?;
     let target = parse_url(args.get("url").ok_or("--url is required")?)?;
     let nofile = sys::raise_nofile();
+    let secure = target.tls;
     let common = modes::Common {
         target,
         pid: match args.get("pid") {
@@ -194,11 +202,17 @@ fn run(argv: &[String]) -> Result<(), String> {
         } else {
             None
         },
+        tls: match (secure, args.get("ca-file")) {
+            (true, Some(ca)) => Some(sock::client_config(ca)?),
+            (true, None) => return Err("wss:// needs --ca-file PEM (the server's CA)".into()),
+            (false, Some(_)) => return Err("--ca-file is for wss:// URLs".into()),
+            (false, None) => None,
+        },
     };
     if args.get("deflate-level").is_some() && !args.flag("deflate") {
         return Err("--deflate-level needs --deflate".into());
     }
-    let common_opts = ["url", "pid", "max-pending", "connect-timeout"];
+    let common_opts = ["url", "pid", "max-pending", "connect-timeout", "ca-file"];
     let known = |extra: &[&str]| -> Result<(), String> {
         let all: Vec<&str> = common_opts.iter().chain(extra).copied().collect();
         args.check_known(&all)

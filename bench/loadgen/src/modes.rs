@@ -16,12 +16,17 @@ pub struct Common {
     pub nofile: u64,
     /// `--deflate`: offer permessage-deflate, require it, compress at this zlib level.
     pub deflate: Option<u8>,
+    /// `wss://`: the TLS configuration (`--ca-file`).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Common {
     fn net(&self, clock: crate::net::Clock) -> Result<Net, String> {
         let t = &self.target;
-        Net::with_deflate(t.addr, &t.host, &t.path, clock, self.deflate).map_err(|e| e.to_string())
+        let mut net = Net::with_deflate(t.addr, &t.host, &t.path, clock, self.deflate)
+            .map_err(|e| e.to_string())?;
+        net.tls = self.tls.clone();
+        Ok(net)
     }
 }
 
@@ -535,6 +540,7 @@ pub fn connect(c: Common, workers: usize, duration: f64) -> Result<String, Strin
     let clock = crate::net::Clock::new();
     let mut net = Net::new(c.target.addr, &c.target.host, &c.target.path, clock)
         .map_err(|e| e.to_string())?;
+    net.tls = c.tls.clone();
     net.handshake_timeout = Duration::from_secs(5);
     let mut h = ConnectH {
         running: true,

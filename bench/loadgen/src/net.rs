@@ -4,11 +4,12 @@
 //! pre-encoded, pre-masked frame and batches pipelined frames into one write.
 
 use crate::deflate::{self, ConnZ, Zctx};
+use crate::sock::Sock;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use rfc6455::frame::{self, OpCode};
 use rfc6455::mask::apply_mask;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -483,7 +484,7 @@ pub enum Gone {
 
 /// One client connection.
 pub struct Conn {
-    pub sock: TcpStream,
+    pub sock: Sock,
     pub phase: Phase,
     /// When the connection was started (connect mode times full cycles with it).
     pub started: Instant,
@@ -511,9 +512,8 @@ pub struct Conn {
     pub z: Option<Box<ConnZ>>,
 }
 
-fn write_nb(sock: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+fn write_nb(sock: &mut Sock, buf: &[u8]) -> io::Result<usize> {
     let mut written = 0;
-    let mut sock = sock;
     while written < buf.len() {
         match sock.write(&buf[written..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -557,8 +557,9 @@ impl Conn {
     /// Writes what is queued, then stamps and writes owed frames, until done or the socket is
     /// full (the rest waits for WRITABLE).
     pub fn flush(&mut self, scratch: &mut Vec<u8>, z: &mut Zctx, now_ns: u64) -> io::Result<()> {
+        self.sock.flush_pending()?;
         if self.out_pos < self.out.len() {
-            self.out_pos += write_nb(&self.sock, &self.out[self.out_pos..])?;
+            self.out_pos += write_nb(&mut self.sock, &self.out[self.out_pos..])?;
             if self.out_pos < self.out.len() {
                 return Ok(());
             }
@@ -570,7 +571,7 @@ impl Conn {
         }
         let Some(t) = self.tmpl.as_mut() else { return self.flush_deflate(scratch, z, now_ns) };
         if let Some(pos) = self.direct {
-            let pos = pos + write_nb(&self.sock, &t.frame[pos..])?;
+            let pos = pos + write_nb(&mut self.sock, &t.frame[pos..])?;
             if pos < t.frame.len() {
                 self.direct = Some(pos);
                 return Ok(());
@@ -588,7 +589,7 @@ impl Conn {
                 }
                 self.owed -= n as u32;
                 self.inflight += n as u32;
-                let w = write_nb(&self.sock, scratch)?;
+                let w = write_nb(&mut self.sock, scratch)?;
                 if w < scratch.len() {
                     self.out.extend_from_slice(&scratch[w..]);
                     return Ok(());
@@ -597,7 +598,7 @@ impl Conn {
                 t.stamp(now_ns);
                 self.owed -= 1;
                 self.inflight += 1;
-                let w = write_nb(&self.sock, &t.frame)?;
+                let w = write_nb(&mut self.sock, &t.frame)?;
                 if w < flen {
                     self.direct = Some(w);
                     return Ok(());
@@ -656,7 +657,7 @@ impl Conn {
             self.owed -= 1;
             self.inflight += 1;
             if scratch.len() >= SCRATCH || self.owed == 0 {
-                let w = write_nb(&self.sock, scratch)?;
+                let w = write_nb(&mut self.sock, scratch)?;
                 if w < scratch.len() {
                     self.out.extend_from_slice(&scratch[w..]);
                     return Ok(());
@@ -766,6 +767,8 @@ pub struct Net {
     dirty: Vec<usize>,
     /// permessage-deflate: the offer, shared buffers and states, byte counts.
     pub z: Zctx,
+    /// `wss://`: every connection speaks TLS with this configuration.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// One connection slot that connects elsewhere (broadcast `--sender-url`: the sender on
     /// another chat process than the receivers).
     pub other_addr: Option<(usize, SocketAddr)>,
@@ -813,6 +816,7 @@ impl Net {
             keep: PREFIX,
             dirty: Vec::new(),
             z: Zctx::new(deflate.is_some(), deflate.unwrap_or(0)),
+            tls: None,
             other_addr: None,
         })
     }
@@ -847,6 +851,17 @@ impl Net {
             h.on_gone(idx, Gone::Connect, false);
             return;
         }
+        let sock = match &self.tls {
+            Some(config) => match Sock::tls(sock, config.clone(), addr.ip()) {
+                Ok(sock) => sock,
+                Err(_) => {
+                    self.errors.count(Gone::Connect);
+                    h.on_gone(idx, Gone::Connect, false);
+                    return;
+                }
+            },
+            None => Sock::plain(sock),
+        };
         let k = (idx as u32).wrapping_mul(0x9E37_79B9) ^ 0x5A5A_A5A5;
         self.conns[idx] = Some(Conn {
             sock,
@@ -950,7 +965,7 @@ impl Net {
         let Net { conns, rbuf, clock, accept, pending, open, z, request, .. } = self;
         let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else { return false };
         if conn.phase == Phase::Connecting {
-            match conn.sock.take_error() {
+            match conn.sock.tcp().take_error() {
                 Ok(None) => {}
                 Ok(Some(_)) | Err(_) => {
                     conn.phase = Phase::Done;
@@ -958,9 +973,9 @@ impl Net {
                 }
             }
             if conn.phase == Phase::Connecting {
-                match conn.sock.peer_addr() {
+                match conn.sock.tcp().peer_addr() {
                     Ok(_) => {
-                        let _ = conn.sock.set_nodelay(true);
+                        let _ = conn.sock.tcp().set_nodelay(true);
                         conn.phase = Phase::Upgrading;
                         conn.out.extend_from_slice(request);
                     }
@@ -973,9 +988,8 @@ impl Net {
             }
         }
         if readable && conn.phase != Phase::Done {
-            let mut sock = &conn.sock;
             loop {
-                match sock.read(rbuf) {
+                match conn.sock.read(rbuf) {
                     Ok(0) => {
                         conn.phase = Phase::Done;
                         conn.gone.get_or_insert(Gone::Eof);
@@ -984,8 +998,9 @@ impl Net {
                     Ok(n) => {
                         let now_ns = clock.now_ns();
                         process(idx, conn, &rbuf[..n], now_ns, accept, pending, open, z, h);
-                        sock = &conn.sock;
-                        if conn.phase == Phase::Done || (n < rbuf.len() && !drain) {
+                        // TLS may hold more plaintext than the kernel shows: read to WouldBlock.
+                        let drained = n < rbuf.len() && !drain && !conn.sock.is_tls();
+                        if conn.phase == Phase::Done || drained {
                             break;
                         }
                     }
@@ -1452,7 +1467,7 @@ mod tests {
         let mut rx = Rx::keeping(PREFIX);
         rx.deflate = true;
         let conn = Conn {
-            sock: TcpStream::from_std(client),
+            sock: Sock::plain(TcpStream::from_std(client)),
             phase: Phase::Open,
             started: Instant::now(),
             deadline: None,

@@ -204,6 +204,7 @@ pub fn storm(c: Common, o: StormOpts) -> Result<String, String> {
     let clock = crate::net::Clock::new();
     let t = &c.target;
     let mut net = Net::new(t.addr, &t.host, &t.path, clock).map_err(|e| e.to_string())?;
+    net.tls = c.tls.clone();
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     let seed = since_epoch.map_or(0, |d| d.as_nanos() as u64) ^ u64::from(std::process::id());
     let mut h = StormH {
