@@ -94,6 +94,35 @@ fn a_websocket_over_tls_echoes_and_closes_cleanly() {
     assert!(tls.read_to_end(&mut rest).is_ok() && rest.is_empty(), "{rest:?}");
 }
 
+/// A message far larger than what TLS buffers, read back by a slow reader: the echo flows at the
+/// reader's pace, without waiting for a timer (a full TLS buffer with room in the socket once
+/// looked like a full socket, and nothing woke the loop until the keepalive Ping).
+#[test]
+fn a_large_message_over_tls_is_echoed_without_a_stall() {
+    let server = tls_echo(Duration::from_secs(10));
+    let mut tls = connect(server.addr);
+    tls.write_all(upgrade_request(&server.addr).as_bytes()).unwrap();
+    assert!(head(&mut tls).starts_with("HTTP/1.1 101"));
+    let payload: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let started = Instant::now();
+    tls.write_all(&masked_frame(true, 0, OpCode::Binary, &payload, [9, 8, 7, 6])).unwrap();
+    let mut header = [0u8; 10];
+    tls.read_exact(&mut header).unwrap();
+    assert_eq!(header[..2], [0x82, 127]);
+    assert_eq!(u64::from_be_bytes(header[2..].try_into().unwrap()), payload.len() as u64);
+    // A reader that takes big gulps now and then, as a slow one does: the socket drains by
+    // more than TLS holds between two of the server's writes.
+    let mut echoed = vec![0u8; payload.len()];
+    for chunk in echoed.chunks_mut(1 << 20) {
+        std::thread::sleep(Duration::from_millis(20));
+        tls.read_exact(chunk).unwrap();
+    }
+    assert!(echoed == payload, "the echo differs");
+    // A stall would last until the next timer (the handshake's is long gone; keepalive is
+    // off by default): the read above would have hit the client's 20 s timeout.
+    assert!(started.elapsed() < common::IO_TIMEOUT);
+}
+
 #[test]
 fn plain_http_to_the_tls_port_is_told_so() {
     let server = tls_echo(Duration::from_secs(10));

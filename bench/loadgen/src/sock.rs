@@ -57,6 +57,12 @@ impl Sock {
 
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let Some(tls) = &mut self.tls else { return (&self.tcp).write(buf) };
+        // What waits encrypted first: else a full buffer with room in the socket would look
+        // like a full socket, and no WRITABLE event would come.
+        match flush(tls, &mut self.tcp) {
+            Err(e) if !waiting(&e) => return Err(e),
+            _ => {}
+        }
         let taken = tls.writer().write(buf)?;
         match flush(tls, &mut self.tcp) {
             Err(e) if !waiting(&e) => return Err(e),
