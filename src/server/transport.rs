@@ -144,8 +144,7 @@ impl Write for Transport {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &mut self.tls {
-            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
-            return write_tls(tls, &mut self.tcp, first);
+            return write_tls_vectored(tls, &mut self.tcp, bufs);
         }
         self.tcp.write_vectored(bufs)
     }
@@ -220,6 +219,31 @@ fn write_tls(tls: &mut rustls::Connection, tcp: &mut TcpStream, buf: &[u8]) -> i
     flush_or_wait(tls, tcp)?;
     if taken == 0 {
         // Its buffer is full after a flush that stopped: the socket is full.
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(taken)
+}
+
+/// [`write_tls`] for several buffers: every one of them into `tls` (as far as its buffer
+/// allows), then one flush, so that a batch of frames (a broadcast's, say) costs one `writev`
+/// of TLS records, not one write each.
+#[cfg(feature = "tls")]
+fn write_tls_vectored(
+    tls: &mut rustls::Connection,
+    tcp: &mut TcpStream,
+    bufs: &[IoSlice<'_>],
+) -> io::Result<usize> {
+    flush_or_wait(tls, tcp)?;
+    let mut taken = 0;
+    for buf in bufs.iter().filter(|b| !b.is_empty()) {
+        let n = tls.writer().write(buf)?;
+        taken += n;
+        if n < buf.len() {
+            break;
+        }
+    }
+    flush_or_wait(tls, tcp)?;
+    if taken == 0 && bufs.iter().any(|b| !b.is_empty()) {
         return Err(io::ErrorKind::WouldBlock.into());
     }
     Ok(taken)
