@@ -104,7 +104,6 @@ fn a_large_message_over_tls_is_echoed_without_a_stall() {
     tls.write_all(upgrade_request(&server.addr).as_bytes()).unwrap();
     assert!(head(&mut tls).starts_with("HTTP/1.1 101"));
     let payload: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
-    let started = Instant::now();
     tls.write_all(&masked_frame(true, 0, OpCode::Binary, &payload, [9, 8, 7, 6])).unwrap();
     let mut header = [0u8; 10];
     tls.read_exact(&mut header).unwrap();
@@ -117,10 +116,9 @@ fn a_large_message_over_tls_is_echoed_without_a_stall() {
         std::thread::sleep(Duration::from_millis(20));
         tls.read_exact(chunk).unwrap();
     }
+    // A stall lasts until the next timer (the handshake's is long gone; keepalive is off by
+    // default): the reads above hit the client's read timeout and fail.
     assert!(echoed == payload, "the echo differs");
-    // A stall would last until the next timer (the handshake's is long gone; keepalive is
-    // off by default): the read above would have hit the client's 20 s timeout.
-    assert!(started.elapsed() < common::IO_TIMEOUT);
 }
 
 #[test]

@@ -121,8 +121,10 @@ impl Shared {
         Ok(name)
     }
 
-    /// After many members left, gives back what the names took.
-    pub(super) fn shrink_names(&mut self) {
+    /// A member named `name` left: its name is free again, and after many have left, what
+    /// the names took is given back.
+    pub(super) fn drop_name(&mut self, name: &str) {
+        self.names.remove(name.to_lowercase().as_str());
         if self.names.capacity() > 4 * self.names.len() + 64 {
             self.names.shrink_to_fit();
         }
@@ -291,14 +293,28 @@ impl Hub {
         true
     }
 
-    /// The loops' timer: tells the gathered presence if it is due at `now`.
-    pub(crate) fn presence_timer(&self, from: usize, now: Instant) {
+    /// Changes the shared state with `change` (a join or a leave gathered into the presence),
+    /// then tells the gathered presence if it is due at `now`, and wakes the other loops if
+    /// something was published. What `change` returns is returned.
+    pub(super) fn gather<T>(
+        &self,
+        from: usize,
+        now: Instant,
+        change: impl FnOnce(&mut Shared) -> T,
+    ) -> T {
         let mut state = lock(&self.state);
+        let result = change(&mut state);
         let wake = self.tell_presence(&mut state, now, false);
         drop(state);
         if wake {
             self.wake_others(from);
         }
+        result
+    }
+
+    /// The loops' timer: tells the gathered presence if it is due at `now`.
+    pub(crate) fn presence_timer(&self, from: usize, now: Instant) {
+        self.gather(from, now, |_| ());
     }
 
     /// A member joined at `now`: its guest name and the online count. The join is told with
@@ -308,20 +324,16 @@ impl Hub {
         if let Some(relay) = self.relay.get() {
             return self.join_via(relay, from, now);
         }
-        let mut state = lock(&self.state);
-        let name = state.guest_name("");
-        state.online += 1;
         if let Some(here) = self.here.get(from) {
             here.fetch_add(1, Ordering::Relaxed);
         }
-        let online = state.online;
-        state.presence.join(&name, online, now);
-        let wake = self.tell_presence(&mut state, now, false);
-        drop(state);
-        if wake {
-            self.wake_others(from);
-        }
-        (name, online)
+        self.gather(from, now, |state| {
+            let name = state.guest_name("");
+            state.online += 1;
+            let online = state.online;
+            state.presence.join(&name, online, now);
+            (name, online)
+        })
     }
 
     /// A member left at `now`; told with the others of its interval.
@@ -330,20 +342,15 @@ impl Hub {
         if let Some(relay) = self.relay.get() {
             return self.leave_via(relay, from, name, now);
         }
-        let mut state = lock(&self.state);
-        state.names.remove(name.to_lowercase().as_str());
-        state.online = state.online.saturating_sub(1);
         if let Some(here) = self.here.get(from) {
             let _ = here.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
-        let online = state.online;
-        state.presence.leave(name, online, now);
-        state.shrink_names();
-        let wake = self.tell_presence(&mut state, now, false);
-        drop(state);
-        if wake {
-            self.wake_others(from);
-        }
+        self.gather(from, now, |state| {
+            state.drop_name(name);
+            state.online = state.online.saturating_sub(1);
+            let online = state.online;
+            state.presence.leave(name, online, now);
+        });
     }
 
     /// A member takes the nickname `to` (already checked to be valid), if nobody has it. What

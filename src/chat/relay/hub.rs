@@ -38,31 +38,22 @@ impl Hub {
         from: usize,
         now: Instant,
     ) -> (Arc<str>, usize) {
-        let mut state = lock(&self.state);
-        // Guest numbers are per process: the process's name keeps them apart.
-        let name = state.guest_name(&format!("{}-", &relay.process()[..4]));
-        // The count the stream said last, and this member.
-        let online = state.online + 1;
-        state.presence.join(&name, online, now);
-        let wake = self.tell_presence(&mut state, now, false);
-        drop(state);
-        if wake {
-            self.wake_others(from);
-        }
-        (name, online)
+        self.gather(from, now, |state| {
+            // Guest numbers are per process: the process's name keeps them apart.
+            let name = state.guest_name(&format!("{}-", &relay.process()[..4]));
+            // The count the stream said last, and this member.
+            let online = state.online + 1;
+            state.presence.join(&name, online, now);
+            (name, online)
+        })
     }
 
     pub(in crate::chat) fn leave_via(&self, _relay: &Relay, from: usize, name: &str, now: Instant) {
-        let mut state = lock(&self.state);
-        state.names.remove(name.to_lowercase().as_str());
-        let online = state.online.saturating_sub(1);
-        state.presence.leave(name, online, now);
-        state.shrink_names();
-        let wake = self.tell_presence(&mut state, now, false);
-        drop(state);
-        if wake {
-            self.wake_others(from);
-        }
+        self.gather(from, now, |state| {
+            state.drop_name(name);
+            let online = state.online.saturating_sub(1);
+            state.presence.leave(name, online, now);
+        });
     }
 
     /// Nicknames are unique within one process (a name taken in another is not known here).
