@@ -13,7 +13,7 @@
 mod blocking;
 mod session;
 #[cfg(feature = "tls")]
-mod tls;
+pub(crate) mod tls;
 mod url;
 
 pub use blocking::{Client, ClientError, ClientOptions, Incoming};

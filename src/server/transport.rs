@@ -224,9 +224,10 @@ fn write_tls(tls: &mut rustls::Connection, tcp: &mut TcpStream, buf: &[u8]) -> i
     Ok(taken)
 }
 
-/// [`write_tls`] for several buffers: every one of them into `tls` (as far as its buffer
-/// allows), then one flush, so that a batch of frames (a broadcast's, say) costs one `writev`
-/// of TLS records, not one write each.
+/// [`write_tls`] for several buffers: all of them into `tls` at once (as far as its buffer
+/// allows), then one flush. rustls cuts records from the buffers as if they were one, so a
+/// batch of frames (the broadcasts of a poll round, say) is one TLS record, sealed once and
+/// opened once by the peer, and one `writev`: not a record for each frame.
 #[cfg(feature = "tls")]
 fn write_tls_vectored(
     tls: &mut rustls::Connection,
@@ -234,14 +235,7 @@ fn write_tls_vectored(
     bufs: &[IoSlice<'_>],
 ) -> io::Result<usize> {
     flush_or_wait(tls, tcp)?;
-    let mut taken = 0;
-    for buf in bufs.iter().filter(|b| !b.is_empty()) {
-        let n = tls.writer().write(buf)?;
-        taken += n;
-        if n < buf.len() {
-            break;
-        }
-    }
+    let taken = tls.writer().write_vectored(bufs)?;
     flush_or_wait(tls, tcp)?;
     if taken == 0 && bufs.iter().any(|b| !b.is_empty()) {
         return Err(io::ErrorKind::WouldBlock.into());
@@ -303,4 +297,68 @@ pub fn tls_config(
         .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(std::sync::Arc::new(config))
+}
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use super::*;
+    use crate::client::TlsOptions;
+    use std::path::Path;
+
+    fn data(file: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls").join(file)
+    }
+
+    /// The TLS records on the wire in `bytes`: (content type, length) of each.
+    fn records(mut bytes: &[u8]) -> Vec<(u8, usize)> {
+        let mut found = Vec::new();
+        while let [kind, _, _, high, low, rest @ ..] = bytes {
+            let len = usize::from(*high) << 8 | usize::from(*low);
+            found.push((*kind, len));
+            bytes = rest.get(len..).unwrap_or_default();
+        }
+        found
+    }
+
+    /// Frames written together (a poll round's broadcasts to one connection) go out as one
+    /// TLS record, not one each: each record costs a seal here and an open at the peer.
+    #[test]
+    fn a_batch_of_frames_is_one_record() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut raw = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        raw.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let config = tls_config(&data("server.pem"), &data("server.key")).unwrap();
+        // No session tickets: the only records after the handshake are the batch's.
+        let mut config = (*config).clone();
+        config.send_tls13_tickets = 0;
+        let frames: [&[u8]; 3] = [b"\x81\x05first", b"\x81\x06second", b"\x81\x05third"];
+        // The server's side, on a blocking socket: handshake, one read, one batch.
+        let server = std::thread::spawn(move || {
+            let tcp = TcpStream::from_std(accepted);
+            let mut server = Transport::tls(tcp, std::sync::Arc::new(config)).unwrap();
+            let mut go = [0u8; 2];
+            assert_eq!(server.read(&mut go).unwrap(), 2);
+            let slices = frames.map(IoSlice::new);
+            let all: usize = frames.iter().map(|f| f.len()).sum();
+            assert_eq!(server.write_vectored(&slices).unwrap(), all);
+        });
+        let options = TlsOptions { ca_file: Some(data("ca.pem")), insecure: false };
+        let mut client = crate::client::tls::client_connection("localhost", &options).unwrap();
+        while client.is_handshaking() {
+            client.complete_io(&mut raw).unwrap();
+        }
+        client.writer().write_all(b"go").unwrap();
+        client.complete_io(&mut raw).unwrap();
+        server.join().unwrap();
+        let mut wire = Vec::new();
+        raw.read_to_end(&mut wire).unwrap();
+        let application: Vec<_> = records(&wire).into_iter().filter(|r| r.0 == 23).collect();
+        assert_eq!(application.len(), 1, "records on the wire: {application:?}");
+        client.read_tls(&mut wire.as_slice()).unwrap();
+        client.process_new_packets().unwrap();
+        let mut plain = Vec::new();
+        let _ = client.reader().read_to_end(&mut plain);
+        assert_eq!(plain, frames.concat());
+    }
 }
