@@ -1,4 +1,10 @@
-//! The states of a WebSocket connection, in the RFC's words, and the moves between them.
+//! The states of a WebSocket connection, and the moves between them.
+//!
+//! They are the project's, not the RFC's four one for one (CONNECTING, OPEN, CLOSING, CLOSED):
+//! `CloseSent` and `Closed` are both the RFC's CLOSING (§7.1.3: "Upon either sending or
+//! receiving a Close control frame, ... the WebSocket connection is in the CLOSING state"),
+//! which ends when TCP is closed (§7.1.4), after the connection is `Closed` here: `Closed` means
+//! that no frame may be sent or is read any more.
 //!
 //! Everything that decides which state may follow which lives here, in [`State::can_become`];
 //! the connection changes its state in exactly one function (`Connection::transition`), which

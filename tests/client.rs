@@ -74,7 +74,8 @@ fn the_cli_traces_both_directions_with_rfc_sections() {
         "<- §5.6 frame fin=1 rsv=000 op=Text(0x1) mask=- len=2 \"hi\"",
         "-> §5.5.1 frame fin=1 rsv=000 op=Close(0x8)",
         "code=1000",
-        "§7.1.4 state CloseSent -> Closed",
+        "§7.1.3 state CloseSent -> Closed (CLOSING until TCP is closed: no more frames)",
+        "§7.1.4 TCP closed: CLOSED",
     ] {
         assert!(trace.contains(expected), "{expected:?} in\n{trace}");
     }

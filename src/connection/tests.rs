@@ -593,7 +593,7 @@ fn trace_records_the_handshake_frames_and_states_only_when_on() {
             "§4.1 TCP connection accepted, waiting for the opening handshake",
             "§4.2.1 <- GET /chat HTTP/1.1",
             "§4.2.2 -> HTTP/1.1 101 Switching Protocols",
-            "§4.2.2 state Connecting -> Open",
+            "§4.2.2 state Connecting -> Open (OPEN)",
             "<- §5.6 frame fin=1 rsv=000 op=Text(0x1) mask=37fa213d len=5 \"Hello\"",
             "-> §5.6 frame fin=1 rsv=000 op=Text(0x1) mask=- len=5 \"Hello\"",
         ]

@@ -19,6 +19,11 @@ impl Connection {
         }
     }
 
+    /// Records that TCP is closed, the RFC's CLOSED (§7.1.4), for a driver that closes it.
+    pub(crate) fn trace_tcp_closed(&mut self) {
+        self.trace(|| "§7.1.4 TCP closed: CLOSED".to_owned());
+    }
+
     /// The lines recorded since the last call (none when tracing is off).
     pub fn take_trace(&mut self) -> Vec<String> {
         let lines = self.extras.as_mut().and_then(|extras| extras.trace.as_mut());
@@ -66,7 +71,8 @@ impl Connection {
     /// Records a change of state.
     pub(super) fn trace_state(&mut self, from: State, to: State) {
         let role = self.role();
-        self.trace(|| format!("{} state {from:?} -> {to:?}", state_section(to, role)));
+        let (section, rfc) = (state_section(from, to, role), rfc_state(to));
+        self.trace(|| format!("{section} state {from:?} -> {to:?} ({rfc})"));
     }
 }
 
@@ -114,14 +120,35 @@ fn printable(bytes: &[u8]) -> String {
     }
 }
 
-fn state_section(to: State, role: Role) -> &'static str {
+fn state_section(from: State, to: State, role: Role) -> &'static str {
     match to {
         State::Connecting => "§4.1",
         // §4.1: the client's "_The WebSocket Connection is Established_".
         State::Open if role == Role::Client => "§4.1",
         State::Open => "§4.2.2",
-        State::CloseSent => "§7.1.2",
-        State::Closed => "§7.1.4",
+        // §7.1.3: "Upon either sending or receiving a Close control frame, it is said that _The
+        // WebSocket Closing Handshake is Started_ and that the WebSocket connection is in the
+        // CLOSING state."
+        State::CloseSent => "§7.1.3",
+        State::Closed if from != State::Connecting => "§7.1.3",
+        // A refused or failed opening handshake.
+        State::Closed if role == Role::Client => "§4.1",
+        State::Closed => "§4.2.1",
+    }
+}
+
+/// The RFC's name for where `to` is: our states are not the RFC's four one for one.
+/// CloseSent and Closed are both the RFC's CLOSING, which lasts until TCP is closed (§7.1.4:
+/// "When the underlying TCP connection is closed, it is said that _The WebSocket Connection is
+/// Closed_ and that the WebSocket connection is in the CLOSED state"); our Closed means that
+/// no frame may be sent or is read any more, and the loop's "§7.1.4 TCP closed" line marks
+/// the RFC's CLOSED.
+fn rfc_state(to: State) -> &'static str {
+    match to {
+        State::Connecting => "CONNECTING",
+        State::Open => "OPEN",
+        State::CloseSent => "CLOSING: our Close is sent",
+        State::Closed => "CLOSING until TCP is closed: no more frames",
     }
 }
 

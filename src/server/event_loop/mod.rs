@@ -389,7 +389,10 @@ impl<H: Handler> Server<H> {
                         now,
                     };
                     turn.forward_trace(removal.id, &mut entry.conn);
-                    let line = format!("TCP closed ({} {})", removal.code.0, removal.reason);
+                    let line = format!(
+                        "§7.1.4 TCP closed: CLOSED ({} {})",
+                        removal.code.0, removal.reason
+                    );
                     self.log(&Record::Trace { conn: removal.id, line: &line });
                 }
                 let _ = entry.stream.deregister(self.poll.registry());
