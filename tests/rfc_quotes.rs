@@ -146,8 +146,7 @@ fn quotations(doc: &str) -> (Vec<Quote>, Vec<usize>) {
     let (mut quotes, mut unsourced) = (Vec::new(), Vec::new());
     let mut rest = doc;
     while let Some(open) = rest.find('“') {
-        let line = doc.len() - rest.len() + open;
-        let line = doc[..line].lines().count().max(1);
+        let line = doc[..doc.len() - rest.len() + open].matches('\n').count() + 1;
         let after = &rest[open + '“'.len_utf8()..];
         let Some(close) = after.find('”') else {
             unsourced.push(line);
@@ -172,6 +171,26 @@ fn quotations(doc: &str) -> (Vec<Quote>, Vec<usize>) {
         }
     }
     (quotes, unsourced)
+}
+
+/// docs/rfc-map.md's RFC 6455 rows and its RFC 7692 part (the whole of any other document,
+/// and nothing).
+fn map_parts(doc: &str) -> (&str, &str) {
+    doc.split_once("\n## RFC 7692").unwrap_or((doc, ""))
+}
+
+/// The requirement map's rows, `| 4.2.1 | "…" | …`: (line, section, the quoted words if the
+/// requirement cell is a quotation).
+fn map_rows(part: &str) -> impl Iterator<Item = (usize, &str, Option<&str>)> {
+    part.lines().enumerate().filter_map(|(index, row)| {
+        let mut cells = row.split(" | ");
+        let number = cells.next()?.strip_prefix("| ")?;
+        let requirement = cells.next()?;
+        number.starts_with(|c: char| c.is_ascii_digit()).then(|| {
+            let words = requirement.strip_prefix('"').and_then(|r| r.strip_suffix('"'));
+            (index + 1, number, words)
+        })
+    })
 }
 
 #[test]
@@ -214,29 +233,18 @@ fn every_quotation_in_the_docs_is_the_rfcs_words_in_its_section() {
             }
         }
         if name == "docs/rfc-map.md" {
-            // Rows before the RFC 7692 part quote RFC 6455: `| 4.2.1 | "…" | …`.
-            let ours = doc.split("\n## RFC 7692").next().unwrap_or_default();
-            for (index, row) in ours.lines().enumerate() {
-                let cells: Vec<&str> = row.split(" | ").collect();
-                let [first, requirement, ..] = cells[..] else { continue };
-                let number = first.trim_start_matches("| ");
-                if !number.starts_with(|c: char| c.is_ascii_digit()) {
-                    continue;
-                }
-                let Some(words) = requirement.strip_prefix('"').and_then(|r| r.strip_suffix('"'))
-                else {
-                    wrong.push(format!("{name}:{}: the requirement is not quoted", index + 1));
+            let (ours, theirs) = map_parts(&doc);
+            for (line, number, words) in map_rows(ours) {
+                let Some(words) = words else {
+                    wrong.push(format!("{name}:{line}: the requirement is not quoted"));
                     continue;
                 };
                 checked += 1;
                 if let Err(why) = rfc.check(number, words) {
-                    wrong.push(format!("{name}:{}: {why}", index + 1));
+                    wrong.push(format!("{name}:{line}: {why}"));
                 }
             }
-            unchecked += doc
-                .split("\n## RFC 7692")
-                .nth(1)
-                .map_or(0, |part| part.lines().filter(|l| l.starts_with("| 7")).count());
+            unchecked += map_rows(theirs).filter(|(_, _, words)| words.is_some()).count();
         }
     }
     eprintln!(
@@ -260,7 +268,7 @@ fn every_section_sign_names_a_section_of_rfc_6455() {
         let doc = std::fs::read_to_string(&path).unwrap();
         let name = path.strip_prefix(root()).unwrap().display().to_string();
         // The requirement map's RFC 7692 part numbers its sections after RFC 7692.
-        let doc = doc.split("\n## RFC 7692").next().unwrap_or_default();
+        let doc = map_parts(&doc).0;
         for (index, line) in doc.lines().enumerate() {
             for (at, _) in line.match_indices('§') {
                 let number = number_at(&line[at + '§'.len_utf8()..]);

@@ -264,7 +264,7 @@ impl Session {
         let _ = self.stream.shutdown_write();
         let _ = self.stream.tcp_mut().shutdown(Shutdown::Both);
         self.done = true;
-        self.conn.trace_tcp_closed();
+        self.conn.trace_tcp_closed(None);
         if let Some(error) = failure {
             updates(Update::Failed(error));
         }

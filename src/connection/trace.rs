@@ -3,6 +3,7 @@
 //! only run then), so the cost when off is one branch per frame.
 
 use super::{Connection, Role};
+use crate::close::CloseCode;
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV_MASK};
 use crate::mask::apply_mask;
 use crate::state::State;
@@ -19,9 +20,13 @@ impl Connection {
         }
     }
 
-    /// Records that TCP is closed, the RFC's CLOSED (§7.1.4), for a driver that closes it.
-    pub(crate) fn trace_tcp_closed(&mut self) {
-        self.trace(|| "§7.1.4 TCP closed: CLOSED".to_owned());
+    /// Records that TCP is closed, the RFC's CLOSED (§7.1.4), for the driver that closed it,
+    /// with the code and reason it ended with when it knows them.
+    pub(crate) fn trace_tcp_closed(&mut self, why: Option<(CloseCode, &str)>) {
+        self.trace(|| match why {
+            Some((code, reason)) => format!("§7.1.4 TCP closed: CLOSED ({} {reason})", code.0),
+            None => "§7.1.4 TCP closed: CLOSED".to_owned(),
+        });
     }
 
     /// The lines recorded since the last call (none when tracing is off).

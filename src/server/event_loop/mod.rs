@@ -382,6 +382,7 @@ impl<H: Handler> Server<H> {
                 self.turn(now).notify_close(removal.id, removal.code, removal.reason);
                 let Some(mut entry) = self.table.conns.remove(removal.id) else { continue };
                 if self.config.trace {
+                    entry.conn.trace_tcp_closed(Some((removal.code, removal.reason)));
                     let turn = Turn {
                         table: &mut self.table,
                         handler: &mut self.handler,
@@ -389,11 +390,6 @@ impl<H: Handler> Server<H> {
                         now,
                     };
                     turn.forward_trace(removal.id, &mut entry.conn);
-                    let line = format!(
-                        "§7.1.4 TCP closed: CLOSED ({} {})",
-                        removal.code.0, removal.reason
-                    );
-                    self.log(&Record::Trace { conn: removal.id, line: &line });
                 }
                 let _ = entry.stream.deregister(self.poll.registry());
                 if let Some(access) = self.table.book.take(removal.id, now) {
