@@ -136,7 +136,7 @@ impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &mut self.tls {
-            return write_tls(tls, &mut self.tcp, buf);
+            return write_tls(tls, &mut self.tcp, &[IoSlice::new(buf)]);
         }
         self.tcp.write(buf)
     }
@@ -144,7 +144,7 @@ impl Write for Transport {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &mut self.tls {
-            return write_tls_vectored(tls, &mut self.tcp, bufs);
+            return write_tls(tls, &mut self.tcp, bufs);
         }
         self.tcp.write_vectored(bufs)
     }
@@ -204,40 +204,28 @@ fn plain_http(tcp: &TcpStream) -> bool {
     matches!(tcp.peek(&mut first), Ok(1) if first[0].is_ascii_uppercase())
 }
 
-/// Takes plaintext into `tls` (as much as its buffer allows) and writes what is encrypted.
-/// What waits encrypted goes first: if its buffer were full and the socket had room, taking
-/// nothing would look like a full socket, and no WRITABLE event would ever come to say
-/// otherwise (a stall until some other event, seen as Autobahn's 16 MiB cases taking 20 s).
-/// So `WouldBlock` only when the socket is full.
+/// Takes plaintext into `tls` (as much as its buffer allows) and writes what is encrypted:
+/// one buffer or several, all into `tls` at once, then one flush. rustls cuts records from the
+/// buffers as if they were one, so a batch of frames (the broadcasts of a poll round, say) is
+/// one TLS record, sealed once and opened once by the peer, and one `writev`: not a record for
+/// each frame. What waits encrypted goes first: if its buffer were full and the socket had
+/// room, taking nothing would look like a full socket, and no WRITABLE event would ever come
+/// to say otherwise (a stall until some other event, seen as Autobahn's 16 MiB cases taking
+/// 20 s). So `WouldBlock` only when the socket is full.
 #[cfg(feature = "tls")]
-fn write_tls(tls: &mut rustls::Connection, tcp: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
-    if buf.is_empty() {
-        return Ok(0);
-    }
-    flush_or_wait(tls, tcp)?;
-    let taken = tls.writer().write(buf)?;
-    flush_or_wait(tls, tcp)?;
-    if taken == 0 {
-        // Its buffer is full after a flush that stopped: the socket is full.
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
-    Ok(taken)
-}
-
-/// [`write_tls`] for several buffers: all of them into `tls` at once (as far as its buffer
-/// allows), then one flush. rustls cuts records from the buffers as if they were one, so a
-/// batch of frames (the broadcasts of a poll round, say) is one TLS record, sealed once and
-/// opened once by the peer, and one `writev`: not a record for each frame.
-#[cfg(feature = "tls")]
-fn write_tls_vectored(
+fn write_tls(
     tls: &mut rustls::Connection,
     tcp: &mut TcpStream,
     bufs: &[IoSlice<'_>],
 ) -> io::Result<usize> {
+    if bufs.iter().all(|b| b.is_empty()) {
+        return Ok(0);
+    }
     flush_or_wait(tls, tcp)?;
     let taken = tls.writer().write_vectored(bufs)?;
     flush_or_wait(tls, tcp)?;
-    if taken == 0 && bufs.iter().any(|b| !b.is_empty()) {
+    if taken == 0 {
+        // Its buffer is full after a flush that stopped: the socket is full.
         return Err(io::ErrorKind::WouldBlock.into());
     }
     Ok(taken)
