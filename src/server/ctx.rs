@@ -45,6 +45,9 @@ pub(crate) struct Entry<S> {
     pub(crate) touched: bool,
     /// The entry is queued for removal: nothing more is read, written or sent.
     pub(crate) doomed: bool,
+    /// The poller has reported the peer's end of TCP (or an error): reads go on until one says
+    /// so (`Ok(0)` or an error), since that FIN raises no event of its own.
+    pub(crate) read_closed: bool,
 }
 
 /// The access log's counts (`Options::access_log`), by connection slot, beside the table so

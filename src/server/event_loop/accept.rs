@@ -113,6 +113,7 @@ impl<H: Handler> Server<H> {
             writable_interest: false,
             touched: false,
             doomed: false,
+            read_closed: false,
         }) else {
             if refusal.is_none() {
                 self.caps.release(counted_ip);

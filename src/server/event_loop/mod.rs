@@ -193,6 +193,11 @@ impl<H: Handler> Server<H> {
                     WAKER => {}
                     token => {
                         let id = ConnId::from_token(token.0);
+                        if (event.is_read_closed() || event.is_error())
+                            && let Some(entry) = self.table.conns.get_mut(id)
+                        {
+                            entry.read_closed = true;
+                        }
                         let readable =
                             event.is_readable() || event.is_read_closed() || event.is_error();
                         self.serve(id, now, readable, event.is_writable());

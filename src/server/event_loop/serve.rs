@@ -127,6 +127,12 @@ impl<H: Handler> Server<H> {
                 self.ready.push_back(id);
                 break;
             }
+            let drained =
+                |e: &mut crate::server::ctx::Entry<_>| e.stream.drained(room, n) && !e.read_closed;
+            if self.table.conns.get_mut(id).is_some_and(drained) {
+                // The socket had no more when it was read; the next arrival is a new event.
+                break;
+            }
         }
         if start < end {
             // The buffer is shared: what is left of a frame moves into the connection.
