@@ -177,6 +177,31 @@ fn the_client_speaks_wss_and_checks_the_certificate() {
     assert_eq!(client.recv().unwrap(), Incoming::Text("unchecked".into()));
 }
 
+/// RFC 6455 §4.1: "Clients MUST use the Server Name Indication extension in the TLS handshake".
+/// A bare rustls server on a raw socket reads the name our client's ClientHello carries: the
+/// URI's host. (An IP literal has no SNI: RFC 6066 §3 allows only host names in it.)
+#[test]
+fn the_client_sends_the_uri_host_as_sni() {
+    use rfc6455::client::{Client, ClientOptions, Url};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = Url::parse(&format!("wss://localhost:{}/", listener.local_addr().unwrap().port()));
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let config = tls_config(&data("server.pem"), &data("server.key")).unwrap();
+        let mut tls = rustls::ServerConnection::new(config).unwrap();
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp).unwrap();
+        }
+        tls.server_name().map(str::to_owned)
+    });
+    let mut options = ClientOptions::default();
+    options.tls.ca_file = Some(data("ca.pem"));
+    // The bare server never answers the upgrade: whatever the client says then does not matter.
+    let _ = Client::connect_with(&url.unwrap(), options);
+    assert_eq!(server.join().unwrap().as_deref(), Some("localhost"));
+}
+
 #[test]
 fn bad_certificate_files_stop_the_start_with_their_name() {
     let missing = tls_config(Path::new("/nonexistent.pem"), &data("server.key")).unwrap_err();
