@@ -19,18 +19,39 @@ const BEGIN_COMPRESSED: &str =
     "<!-- BEGIN GENERATED compressed session, by tests/protocol_doc.rs: do not edit by hand -->";
 const BEGIN_CLIENT: &str =
     "<!-- BEGIN GENERATED client session, by tests/protocol_doc.rs: do not edit by hand -->";
-/// The masking key of RFC 6455 §5.7's examples, so the bytes match the RFC's.
+/// The masking key of RFC 6455 §5.7's examples, so that the first frame's bytes are the RFC's.
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// The masking keys of a session's client frames: §5.7's key first, then a fresh one for every
+/// frame, as §5.3 asks of a real client ("the client MUST pick a fresh masking key"), drawn
+/// from this crate's key generator with a fixed seed so that the document is the same on
+/// every run.
+struct Masker {
+    used: usize,
+    keys: rfc6455::random::Keys,
+}
+
+impl Masker {
+    fn new() -> Masker {
+        Masker { used: 0, keys: rfc6455::random::Keys::new([7; 32]) }
+    }
+
+    fn frame(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let key = if self.used == 0 { KEY } else { self.keys.mask() };
+        self.used += 1;
+        common::masked_frame(fin, rsv, opcode, payload, key)
+    }
+
+    fn masked(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        self.frame(fin, 0, opcode, payload)
+    }
+}
 
 /// One step of the session: what the client sent and what came back.
 struct Step {
     title: &'static str,
     sent: Vec<u8>,
     received: Vec<u8>,
-}
-
-fn masked(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    common::masked_frame(fin, 0, opcode, payload, KEY)
 }
 
 /// Reads exactly the bytes of `frames` frames from the server.
@@ -124,27 +145,22 @@ fn run(extra: &str, exchanges: Vec<Exchange>) -> (Vec<Step>, Vec<String>) {
 
 /// The main session: a masked text frame, a fragmented message with a Ping inside, the close.
 fn session() -> (Vec<Step>, Vec<String>) {
-    let mut fragmented = masked(false, OpCode::Text, b"Hel");
-    fragmented.extend(masked(true, OpCode::Ping, b"ping!"));
-    fragmented.extend(masked(true, OpCode::Continuation, b"lo, world"));
+    let mut m = Masker::new();
+    let hello = m.masked(true, OpCode::Text, b"Hello");
+    let mut fragmented = m.masked(false, OpCode::Text, b"Hel");
+    fragmented.extend(m.masked(true, OpCode::Ping, b"ping!"));
+    fragmented.extend(m.masked(true, OpCode::Continuation, b"lo, world"));
+    let close = m.masked(true, OpCode::Close, b"\x03\xe8bye");
     run(
         "",
         vec![
-            Exchange {
-                title: "A masked text frame, echoed",
-                sent: masked(true, OpCode::Text, b"Hello"),
-                frames: Some(1),
-            },
+            Exchange { title: "A masked text frame, echoed", sent: hello, frames: Some(1) },
             Exchange {
                 title: "A fragmented message with a ping in the middle",
                 sent: fragmented,
                 frames: Some(2),
             },
-            Exchange {
-                title: "The closing handshake",
-                sent: masked(true, OpCode::Close, b"\x03\xe8bye"),
-                frames: None,
-            },
+            Exchange { title: "The closing handshake", sent: close, frames: None },
         ],
     )
 }
@@ -160,24 +176,22 @@ fn compressed_session() -> (Vec<Step>, Vec<String>) {
     let mut compressed = vec![0u8; 1024];
     deflater.compress(long.as_bytes(), &mut compressed, zlib_rs::DeflateFlush::SyncFlush).unwrap();
     compressed.truncate(deflater.total_out() as usize - 4);
+    let mut m = Masker::new();
+    let (hello, compressed, close) = (
+        m.frame(true, RSV1_BIT, OpCode::Text, &hello),
+        m.frame(true, RSV1_BIT, OpCode::Text, &compressed),
+        m.masked(true, OpCode::Close, b"\x03\xe8"),
+    );
     run(
         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
         vec![
-            Exchange {
-                title: "A compressed message, RSV1 set",
-                sent: common::masked_frame(true, RSV1_BIT, OpCode::Text, &hello, KEY),
-                frames: Some(1),
-            },
+            Exchange { title: "A compressed message, RSV1 set", sent: hello, frames: Some(1) },
             Exchange {
                 title: "A longer message, compressed both ways",
-                sent: common::masked_frame(true, RSV1_BIT, OpCode::Text, &compressed, KEY),
+                sent: compressed,
                 frames: Some(1),
             },
-            Exchange {
-                title: "The closing handshake",
-                sent: masked(true, OpCode::Close, b"\x03\xe8"),
-                frames: None,
-            },
+            Exchange { title: "The closing handshake", sent: close, frames: None },
         ],
     )
 }
