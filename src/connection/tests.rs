@@ -349,6 +349,28 @@ fn server_initiated_close_waits_for_the_peer_then_times_out() {
     assert_eq!(conn.state(), State::Closed);
 }
 
+/// §1.4: "It is safe for both peers to initiate this handshake simultaneously." Our Close and the
+/// peer's cross on the wire, so the peer's is its own (1000, "mine"), not an answer to ours
+/// (1001). §5.5.1 asks for a Close in response only of an endpoint that "did not previously
+/// send a Close frame": nothing more is written, the handshake is complete, the peer's code is
+/// what is reported, and the one deadline left is that of any closed connection (TCP must end
+/// by then), which writes nothing either.
+#[test]
+fn simultaneous_closes_complete_the_handshake_without_a_second_close() {
+    let (mut conn, now) = open_connection();
+    let mut out = Vec::new();
+    conn.close(&mut out, CloseCode::GOING_AWAY, "bye", now).unwrap();
+    assert_eq!(close_frame_code(&out), Some(1001));
+    let (seen, out) = feed(&mut conn, now, &frame(true, OpCode::Close, b"\x03\xe8mine"), &[]);
+    assert_eq!(seen, [Seen::Closed(Some(1000), "mine".into())]);
+    assert!(out.is_empty(), "a second Close was written: {out:x?}");
+    assert_eq!(conn.state(), State::Closed);
+    let deadline = conn.poll_timeout().expect("the deadline for TCP to end");
+    let mut late = Vec::new();
+    assert_eq!(conn.handle_timeout(deadline, &mut late), Some(Event::TimedOut(State::Closed)));
+    assert!(late.is_empty(), "written at the deadline: {late:x?}");
+}
+
 #[test]
 fn handshake_deadline_is_not_extended_by_new_bytes() {
     let now = Instant::now();

@@ -91,6 +91,9 @@ pub enum HandshakeError {
     UnsupportedVersion,
     /// §9.1: a |Sec-WebSocket-Extensions| value that does not follow the ABNF.
     MalformedExtensions,
+    /// §4.2.1: a |Sec-WebSocket-Protocol| value that does not follow its ABNF, `1#token` (a
+    /// list of at least one token: no spaces, slashes or other separators inside one).
+    MalformedSubprotocols,
     /// The upgrade request carries a body (`Content-Length` other than 0, or
     /// `Transfer-Encoding`): after the head come frames, not a body.
     UnexpectedBody,
@@ -127,6 +130,9 @@ impl HandshakeError {
             HandshakeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version, use 13",
             HandshakeError::UnexpectedBody => "an upgrade request must not have a body",
             HandshakeError::MalformedExtensions => "malformed Sec-WebSocket-Extensions header",
+            HandshakeError::MalformedSubprotocols => {
+                "malformed Sec-WebSocket-Protocol header: a comma-separated list of tokens"
+            }
             HandshakeError::HeadTooLarge => "request head too large",
             HandshakeError::TooManyHeaders => "too many header fields",
         }

@@ -210,6 +210,13 @@ impl Request {
         if version != SUPPORTED_VERSION.as_bytes() {
             return Err(HandshakeError::UnsupportedVersion);
         }
+        // §4.2.1: "including but not limited to any violations of the ABNF grammar specified
+        // for the components of the handshake, the server MUST stop processing the client's
+        // handshake"; |Sec-WebSocket-Protocol|'s is 1#token (§4.1 item 10), where RFC 2616's
+        // list rule lets empty elements be, but a non-token or no element at all is malformed.
+        if self.header("sec-websocket-protocol").is_some() && !self.subprotocols_follow_the_abnf() {
+            return Err(HandshakeError::MalformedSubprotocols);
+        }
         // After the head come frames, not a body.
         if self.has_body() {
             return Err(HandshakeError::UnexpectedBody);
@@ -221,6 +228,18 @@ impl Request {
             return Err(HandshakeError::MalformedExtensions);
         }
         Ok(Upgrade { key })
+    }
+
+    /// Whether every line of |Sec-WebSocket-Protocol| is a list of tokens, and there is one.
+    fn subprotocols_follow_the_abnf(&self) -> bool {
+        let mut elements = self
+            .header_values("sec-websocket-protocol")
+            .flat_map(|value| value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|element| !element.is_empty())
+            .peekable();
+        elements.peek().is_some()
+            && elements.all(|token| token.iter().all(|&b| super::extensions::is_tchar(b)))
     }
 
     /// Whether some line of header `name` lists `token` (ASCII case-insensitive).

@@ -136,6 +136,21 @@ fn each_rejection_has_its_status() {
             400,
         ),
         ("GARBAGE\r\n\r\n".to_owned(), HandshakeError::Malformed, 400),
+        (
+            GOOD.replace("Protocol: chat, superchat", "Protocol: chat, super chat"),
+            HandshakeError::MalformedSubprotocols,
+            400,
+        ),
+        (
+            GOOD.replace("Protocol: chat, superchat", "Protocol: chat/1"),
+            HandshakeError::MalformedSubprotocols,
+            400,
+        ),
+        (
+            GOOD.replace("Protocol: chat, superchat", "Protocol: ,"),
+            HandshakeError::MalformedSubprotocols,
+            400,
+        ),
     ];
     for (head, error, status) in cases {
         assert_eq!(parse(&head), Err(error), "{head}");
@@ -261,4 +276,18 @@ proptest::proptest! {
         let head = GOOD.replace("\r\n\r\n", &format!("\r\n{extra}\r\n"));
         proptest::prop_assert!(parse(&head).is_ok(), "{}", head);
     }
+}
+
+/// §4.2.2 /subprotocol/: "The empty string is not the same as the null value for these purposes
+/// and is not a legal value for this field." An answer naming "" is refused before it is sent,
+/// as any name the client did not offer is; no subprotocol at all is the null value.
+#[test]
+fn the_empty_subprotocol_is_never_answered() {
+    let request = parse(GOOD).unwrap();
+    assert_eq!(
+        Accept::new().with_subprotocol("").check(&request),
+        Err(AnswerError::SubprotocolNotOffered)
+    );
+    assert_eq!(Accept::new().with_subprotocol("chat").check(&request), Ok(()));
+    assert_eq!(Accept::new().check(&request), Ok(()));
 }

@@ -167,6 +167,11 @@ impl std::fmt::Debug for Options {
 pub struct CloseStatus {
     /// The close code: the peer's (or 1005 for none), ours when we failed the connection, or
     /// 1006 when TCP ended without a close handshake (§7.1.5).
+    ///
+    /// When we failed the connection and the peer never sent its Close, §7.1.5 defines the
+    /// connection's close code as 1006; we report the code we sent (1002, 1007, 1009, 1011)
+    /// instead, because it says why the connection ended and 1006 would not (docs/rfc-map.md
+    /// lists this under "Deviations to review").
     pub code: CloseCode,
     /// The reason that went with the code.
     pub reason: String,
