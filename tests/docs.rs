@@ -99,6 +99,20 @@ fn left_out_of_the_package(target: &Path) -> bool {
             .is_ok_and(|inside| REPOSITORY_ONLY.iter().any(|dir| inside.starts_with(dir)))
 }
 
+/// The features' table is written once, in docs/cargo-features.md: the crate documentation
+/// includes that file, and the README must show it as it is.
+#[test]
+fn the_readme_shows_the_features_table_the_crate_docs_include() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let table = std::fs::read_to_string(root.join("docs/cargo-features.md")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split_once("\n## Cargo features\n").expect("a Cargo features section").1;
+    assert!(
+        section.trim_start().starts_with(table.trim()),
+        "README.md's table differs from docs/cargo-features.md"
+    );
+}
+
 #[test]
 fn relative_links_in_the_docs_resolve() {
     let mut checked = 0;
