@@ -19,6 +19,13 @@ const BEGIN_COMPRESSED: &str =
     "<!-- BEGIN GENERATED compressed session, by tests/protocol_doc.rs: do not edit by hand -->";
 const BEGIN_CLIENT: &str =
     "<!-- BEGIN GENERATED client session, by tests/protocol_doc.rs: do not edit by hand -->";
+const BEGIN_LONGER: &str =
+    "<!-- BEGIN GENERATED longer frames, by tests/protocol_doc.rs: do not edit by hand -->";
+#[cfg(feature = "deflate")]
+const BEGIN_FAILURES: &str =
+    "<!-- BEGIN GENERATED failures, by tests/protocol_doc.rs: do not edit by hand -->";
+/// Payloads longer than this are shown by their first bytes and their length.
+const SHOWN: usize = 32;
 /// The masking key of RFC 6455 §5.7's examples, so that the first frame's bytes are the RFC's.
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -82,13 +89,25 @@ struct Exchange {
     sent: Vec<u8>,
     /// `Some(n)`: read `n` frames; `None`: read until the server closes TCP.
     frames: Option<usize>,
+    /// Send the server SIGTERM (as a service manager stopping it would) before reading.
+    stop_server: bool,
+}
+
+fn exchange(title: &'static str, sent: Vec<u8>, frames: Option<usize>) -> Exchange {
+    Exchange { title, sent, frames, stop_server: false }
 }
 
 /// Runs a session against `rfc6455 echo --trace`: the opening handshake (with `extra`, more
 /// header lines, in the request), then each exchange. Returns the steps and the trace.
 fn run(extra: &str, exchanges: Vec<Exchange>) -> (Vec<Step>, Vec<String>) {
+    run_with(&[], extra, exchanges)
+}
+
+/// `run`, with more options for the server (`options`).
+fn run_with(options: &[&str], extra: &str, exchanges: Vec<Exchange>) -> (Vec<Step>, Vec<String>) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
         .args(["echo", "--trace", "--listen", "127.0.0.1:0"])
+        .args(options)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -115,6 +134,11 @@ fn run(extra: &str, exchanges: Vec<Exchange>) -> (Vec<Step>, Vec<String>) {
 
     for exchange in exchanges {
         stream.write_all(&exchange.sent).unwrap();
+        if exchange.stop_server {
+            let pid = libc::pid_t::try_from(server.id()).unwrap();
+            // SAFETY: kill(2) with a child's pid and a signal number has no memory effects.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        }
         let received = match exchange.frames {
             Some(n) => read_frames(&mut stream, n),
             None => {
@@ -154,13 +178,9 @@ fn session() -> (Vec<Step>, Vec<String>) {
     run(
         "",
         vec![
-            Exchange { title: "A masked text frame, echoed", sent: hello, frames: Some(1) },
-            Exchange {
-                title: "A fragmented message with a ping in the middle",
-                sent: fragmented,
-                frames: Some(2),
-            },
-            Exchange { title: "The closing handshake", sent: close, frames: None },
+            exchange("A masked text frame, echoed", hello, Some(1)),
+            exchange("A fragmented message with a ping in the middle", fragmented, Some(2)),
+            exchange("The closing handshake", close, None),
         ],
     )
 }
@@ -185,18 +205,155 @@ fn compressed_session() -> (Vec<Step>, Vec<String>) {
     run(
         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
         vec![
-            Exchange { title: "A compressed message, RSV1 set", sent: hello, frames: Some(1) },
-            Exchange {
-                title: "A longer message, compressed both ways",
-                sent: compressed,
-                frames: Some(1),
-            },
-            Exchange { title: "The closing handshake", sent: close, frames: None },
+            exchange("A compressed message, RSV1 set", hello, Some(1)),
+            exchange("A longer message, compressed both ways", compressed, Some(1)),
+            exchange("The closing handshake", close, None),
         ],
     )
 }
 
+/// Binary frames whose lengths take the 16-bit (126) and the 64-bit (127) forms of §5.2.
+fn longer_session() -> (Vec<Step>, Vec<String>) {
+    let mut m = Masker::new();
+    let medium: Vec<u8> = (0..200u32).map(|i| (i % 256) as u8).collect();
+    let large: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let (medium, large, close) = (
+        m.masked(true, OpCode::Binary, &medium),
+        m.masked(true, OpCode::Binary, &large),
+        m.masked(true, OpCode::Close, b"\x03\xe8"),
+    );
+    run(
+        "",
+        vec![
+            exchange("200 bytes of binary: a 16-bit length", medium, Some(1)),
+            exchange("70,000 bytes of binary: a 64-bit length", large, Some(1)),
+            exchange("The closing handshake", close, None),
+        ],
+    )
+}
+
+/// A frame the client must not send: unmasked (§5.1).
+#[cfg(feature = "deflate")]
+fn unmasked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let header = frame::FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+    };
+    let mut out = Vec::new();
+    header.encode(&mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// One failure: what it shows, the server's options, and what the client sends after the
+/// opening handshake.
+#[cfg(feature = "deflate")]
+struct Failure {
+    title: &'static str,
+    options: &'static [&'static str],
+    exchanges: Vec<Exchange>,
+}
+
+/// The sessions that end badly, or that the server starts: each after its own handshake.
+#[cfg(feature = "deflate")]
+fn failures() -> Vec<(Failure, Vec<Step>, Vec<String>)> {
+    let mut m = Masker::new();
+    let mut across = m.masked(false, OpCode::Text, b"caf\xc3");
+    across.extend(m.masked(true, OpCode::Continuation, b"\xa9 ok"));
+    let mut bad_utf8 = m.masked(false, OpCode::Text, b"caf\xce");
+    bad_utf8.extend(m.masked(true, OpCode::Continuation, b"A"));
+    let cases = vec![
+        Failure {
+            title: "An unmasked frame from the client: 1002",
+            options: &[],
+            exchanges: vec![exchange("", unmasked(OpCode::Text, b"Hi"), None)],
+        },
+        Failure {
+            title: "RSV1 set with no extension agreed: 1002",
+            options: &[],
+            exchanges: vec![exchange("", m.frame(true, RSV1_BIT, OpCode::Text, b"Hi"), None)],
+        },
+        Failure {
+            title: "UTF-8 across fragments: a character split in two is fine, a broken one is 1007",
+            options: &[],
+            exchanges: vec![exchange("", across, Some(1)), exchange("", bad_utf8, None)],
+        },
+        Failure {
+            title: "A message over the limit (`--max-message-size 16`): 1009",
+            options: &["--max-message-size", "16"],
+            exchanges: vec![exchange(
+                "",
+                m.masked(true, OpCode::Text, b"twenty bytes of text"),
+                None,
+            )],
+        },
+        Failure {
+            title: "A keepalive Ping (`--ping-interval 1`) and the client's Pong",
+            options: &["--ping-interval", "1"],
+            exchanges: vec![
+                exchange("", Vec::new(), Some(1)),
+                exchange("", m.masked(true, OpCode::Pong, b""), Some(0)),
+                exchange("", m.masked(true, OpCode::Close, b"\x03\xe8"), None),
+            ],
+        },
+        Failure {
+            title: "The server shuts down (SIGTERM): 1001",
+            options: &[],
+            exchanges: vec![
+                Exchange { title: "", sent: Vec::new(), frames: Some(1), stop_server: true },
+                exchange("", m.masked(true, OpCode::Close, b"\x03\xe9"), None),
+            ],
+        },
+    ];
+    cases
+        .into_iter()
+        .map(|mut case| {
+            let exchanges = std::mem::take(&mut case.exchanges);
+            let (steps, trace) = run_with(case.options, "", exchanges);
+            (case, steps, trace)
+        })
+        .collect()
+}
+
+#[cfg(feature = "deflate")]
+fn render_failures(cases: &[(Failure, Vec<Step>, Vec<String>)]) -> String {
+    let mut out = String::new();
+    for (case, steps, trace) in cases {
+        let _ = writeln!(
+            out,
+            "### {}
+",
+            case.title
+        );
+        let _ = writeln!(out, "After the opening handshake, in turn:\n\n```text");
+        for step in &steps[1..] {
+            if !step.sent.is_empty() {
+                let _ = writeln!(out, "client to server ({} bytes):", step.sent.len());
+                annotate_frames(&step.sent, &mut out);
+            }
+            if !step.received.is_empty() {
+                let _ = writeln!(out, "server to client ({} bytes):", step.received.len());
+                annotate_frames(&step.received, &mut out);
+            }
+        }
+        let _ = writeln!(out, "```\n\nThe server's trace:\n\n```text");
+        // The handshake's four lines are those of every session above.
+        for line in trace.iter().skip(4) {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out, "```\n");
+    }
+    out.trim_end().to_owned() + "\n"
+}
+
 fn hex(bytes: &[u8]) -> String {
+    if bytes.len() > SHOWN {
+        let head: Vec<String> = bytes[..8].iter().map(|b| format!("{b:02x}")).collect();
+        return format!("{} … ({} bytes)", head.join(" "), bytes.len());
+    }
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
@@ -260,7 +417,10 @@ fn section(opcode: OpCode) -> &'static str {
 
 fn meaning(opcode: OpCode, payload: &[u8], compressed: bool) -> String {
     if compressed {
-        return format!("inflates to {:?}", String::from_utf8_lossy(&inflate(payload)));
+        return match inflate(payload) {
+            Some(text) => format!("inflates to {:?}", String::from_utf8_lossy(&text)),
+            None => format!("{:?}, which is no DEFLATE data", String::from_utf8_lossy(payload)),
+        };
     }
     match (opcode, payload) {
         (OpCode::Close, [a, b, reason @ ..]) => {
@@ -270,25 +430,28 @@ fn meaning(opcode: OpCode, payload: &[u8], compressed: bool) -> String {
                 String::from_utf8_lossy(reason)
             )
         }
+        (OpCode::Binary, _) => format!("{} bytes of binary", payload.len()),
+        _ if payload.len() > SHOWN => format!("{} bytes", payload.len()),
         _ => format!("{:?}", String::from_utf8_lossy(payload)),
     }
 }
 
-/// RFC 7692 §7.2.2: the payload with 00 00 ff ff appended, inflated.
-fn inflate(payload: &[u8]) -> Vec<u8> {
+/// RFC 7692 §7.2.2: the payload with 00 00 ff ff appended, inflated; `None` if it is not
+/// DEFLATE data.
+fn inflate(payload: &[u8]) -> Option<Vec<u8>> {
     #[cfg(feature = "deflate")]
     {
         let mut inflater = zlib_rs::Inflate::new(false, 15);
         let mut out = vec![0u8; 64 * 1024];
         let input = [payload, &[0, 0, 0xff, 0xff]].concat();
-        inflater.decompress(&input, &mut out, zlib_rs::InflateFlush::SyncFlush).unwrap();
+        inflater.decompress(&input, &mut out, zlib_rs::InflateFlush::SyncFlush).ok()?;
         out.truncate(inflater.total_out() as usize);
-        out
+        Some(out)
     }
     #[cfg(not(feature = "deflate"))]
     {
         let _ = payload;
-        b"(not shown: built without the deflate feature)".to_vec()
+        Some(b"(not shown: built without the deflate feature)".to_vec())
     }
 }
 
@@ -450,4 +613,34 @@ fn protocol_md_shows_a_compressed_session() {
     assert!(response.contains("Sec-WebSocket-Extensions: permessage-deflate"), "{response}");
     // The server's echo of the long message is compressed: RSV1 set.
     assert_eq!(steps[2].received[0], 0xc1, "{:x?}", &steps[2].received[..2]);
+}
+
+#[test]
+fn protocol_md_shows_extended_lengths() {
+    let (steps, trace) = longer_session();
+    check_block(BEGIN_LONGER, &render(&steps, &trace));
+    // §5.2: 126, then a 16-bit length; 127, then a 64-bit one (MASK=1 in the client's).
+    assert_eq!(steps[1].sent[..4], [0x82, 0xfe, 0x00, 0xc8]);
+    assert_eq!(steps[2].sent[..10], [0x82, 0xff, 0, 0, 0, 0, 0, 0x01, 0x11, 0x70]);
+    assert_eq!(steps[2].received[..10], [0x82, 0x7f, 0, 0, 0, 0, 0, 0x01, 0x11, 0x70]);
+}
+
+// With the deflate feature only: the RSV1 case's annotation tries to inflate the payload.
+#[cfg(feature = "deflate")]
+#[test]
+fn protocol_md_shows_failures_byte_by_byte() {
+    let cases = failures();
+    check_block(BEGIN_FAILURES, &render_failures(&cases));
+    let close_code = |bytes: &[u8]| {
+        let at = bytes.iter().rposition(|&b| b == 0x88).expect("a Close frame");
+        u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])
+    };
+    let last = |i: usize| cases[i].1.last().unwrap().received.clone();
+    assert_eq!(close_code(&last(0)), 1002);
+    assert_eq!(close_code(&last(1)), 1002);
+    assert_eq!(cases[2].1[1].received[..2], [0x81, 0x08], "the whole character, echoed");
+    assert_eq!(close_code(&last(2)), 1007);
+    assert_eq!(close_code(&last(3)), 1009);
+    assert_eq!(cases[4].1[1].received, [0x89, 0x00], "the keepalive Ping");
+    assert_eq!(close_code(&cases[5].1[1].received), 1001);
 }
