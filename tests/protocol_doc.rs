@@ -644,3 +644,49 @@ fn protocol_md_shows_failures_byte_by_byte() {
     assert_eq!(cases[4].1[1].received, [0x89, 0x00], "the keepalive Ping");
     assert_eq!(close_code(&cases[5].1[1].received), 1001);
 }
+
+/// The answers that *Try it yourself* promises for its exercises (sent there with printf and
+/// nc, here over a socket): each frame after a handshake, and the bytes that come back.
+#[test]
+fn the_exercises_get_the_answers_protocol_md_shows() {
+    let hello = vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    let close = |code: &[u8], reason: &str| {
+        [&[0x88, (2 + reason.len()) as u8], code, reason.as_bytes()].concat()
+    };
+    let cases: Vec<(Vec<Exchange>, Vec<u8>)> = vec![
+        (vec![exchange("way 3", hello.clone(), Some(1))], b"\x81\x05Hello".to_vec()),
+        (
+            vec![exchange("way 3, unmasked", b"\x81\x02Hi".to_vec(), None)],
+            close(b"\x03\xea", "client frame not masked"),
+        ),
+        (vec![exchange("1", b"\x89\x80\x01\x02\x03\x04".to_vec(), Some(1))], vec![0x8a, 0x00]),
+        (
+            vec![exchange("2", b"\x88\x82\x00\x00\x00\x00\x03\xe8".to_vec(), None)],
+            close(b"\x03\xe8", ""),
+        ),
+        (
+            vec![exchange("3", b"\x88\x82\x00\x00\x00\x00\x03\xed".to_vec(), None)],
+            close(b"\x03\xea", "invalid close code"),
+        ),
+        (
+            vec![exchange("4", b"\x81\x82\x01\x02\x03\x04\x49\x6b".to_vec(), Some(1))],
+            b"\x81\x02Hi".to_vec(),
+        ),
+        (
+            vec![exchange("4, no mask bit", b"\x81\x02\x01\x02\x03\x04\x49\x6b".to_vec(), None)],
+            close(b"\x03\xea", "client frame not masked"),
+        ),
+        (
+            vec![
+                exchange("6, first part", hello[..3].to_vec(), Some(0)),
+                exchange("6, the rest", hello[3..].to_vec(), Some(1)),
+            ],
+            b"\x81\x05Hello".to_vec(),
+        ),
+    ];
+    for (exchanges, expected) in cases {
+        let title = exchanges[0].title;
+        let (steps, _) = run("", exchanges);
+        assert_eq!(steps.last().unwrap().received, expected, "exercise {title}");
+    }
+}
