@@ -25,8 +25,9 @@ fn source_for(prefix: &str) -> Option<String> {
     Some(sources.concat())
 }
 
-/// Every `module::test_name` in backticks in `doc` names a test function that exists.
-fn check_test_names(doc: &str) {
+/// Every `module::test_name` in backticks in `doc` names a test function that exists; there
+/// are at least `at_least` of them.
+fn check_test_names(doc: &str, at_least: usize) {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
     let mut checked = 0;
     for quoted in text.split('`').skip(1).step_by(2) {
@@ -41,19 +42,34 @@ fn check_test_names(doc: &str) {
         );
         checked += 1;
     }
-    assert!(checked > 10, "{doc}: only {checked} test names found");
+    assert!(checked >= at_least, "{doc}: only {checked} test names found");
 }
 
 #[test]
 fn every_test_named_in_security_md_exists() {
-    check_test_names("docs/security.md");
+    check_test_names("docs/security.md", 10);
+}
+
+#[test]
+fn every_test_named_in_the_topic_pages_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pages = std::fs::read_dir(root.join("docs/topics")).unwrap();
+    let mut seen = 0;
+    for page in pages.flatten().map(|e| e.path()) {
+        if page.extension().is_some_and(|e| e == "md") {
+            check_test_names(page.strip_prefix(root).unwrap().to_str().unwrap(), 0);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "docs/topics has {seen} pages");
 }
 
 /// The markdown files people read.
 fn markdown_files() -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = vec![root.join("README.md")];
-    for dir in ["docs", "tests/browser", "fuzz", "bench", "bench/peers"] {
+    for dir in ["docs", "docs/topics", "docs/rfc", "tests/browser", "fuzz", "bench", "bench/peers"]
+    {
         if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
             files.extend(
                 entries
@@ -147,7 +163,7 @@ fn relative_links_in_the_docs_resolve() {
 
 #[test]
 fn every_test_named_in_rfc_map_md_exists() {
-    check_test_names("docs/rfc-map.md");
+    check_test_names("docs/rfc-map.md", 10);
 }
 
 /// The counts at the top of docs/rfc-map.md are the table's: every row is counted by what it
