@@ -232,19 +232,11 @@ fn longer_session() -> (Vec<Step>, Vec<String>) {
     )
 }
 
-/// A frame the client must not send: unmasked (§5.1).
+/// A frame the client must not send: unmasked (§5.1), as a server writes its own.
 #[cfg(feature = "deflate")]
 fn unmasked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let header = frame::FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: None,
-        payload_len: payload.len() as u64,
-    };
     let mut out = Vec::new();
-    header.encode(&mut out);
-    out.extend_from_slice(payload);
+    frame::write_frame(&mut out, opcode, payload);
     out
 }
 
