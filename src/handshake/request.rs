@@ -230,16 +230,11 @@ impl Request {
         Ok(Upgrade { key })
     }
 
-    /// Whether every line of |Sec-WebSocket-Protocol| is a list of tokens, and there is one.
+    /// Whether the |Sec-WebSocket-Protocol| lines list at least one element, and only tokens.
     fn subprotocols_follow_the_abnf(&self) -> bool {
-        let mut elements = self
-            .header_values("sec-websocket-protocol")
-            .flat_map(|value| value.split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .filter(|element| !element.is_empty())
-            .peekable();
-        elements.peek().is_some()
-            && elements.all(|token| token.iter().all(|&b| super::extensions::is_tchar(b)))
+        let mut offered = self.header_values("sec-websocket-protocol").flat_map(tokens).peekable();
+        offered.peek().is_some()
+            && offered.all(|t| t.iter().all(|&b| super::extensions::is_tchar(b)))
     }
 
     /// Whether some line of header `name` lists `token` (ASCII case-insensitive).

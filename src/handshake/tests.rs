@@ -151,6 +151,12 @@ fn each_rejection_has_its_status() {
             HandshakeError::MalformedSubprotocols,
             400,
         ),
+        // Not ASCII, so no token (§8.1 would have it UTF-8; the ABNF asks for less still).
+        (
+            GOOD.replace("Protocol: chat, superchat", "Protocol: chat, café"),
+            HandshakeError::MalformedSubprotocols,
+            400,
+        ),
     ];
     for (head, error, status) in cases {
         assert_eq!(parse(&head), Err(error), "{head}");
