@@ -106,9 +106,9 @@
 //!
 //! # Cargo features
 //!
-//! On docs.rs each feature-gated item says which feature it needs. Build times and sizes: the median of
-//! three clean release builds of the `rfc6455` binary on a 2-core machine, and the binary
-//! stripped (`scripts/feature-costs.sh` in the repository measures them).
+//! On docs.rs each feature-gated item says which feature it needs. Build times and sizes: the
+//! median of three clean release builds of the `rfc6455` binary on a 2-core machine, and the
+//! binary stripped (`scripts/feature-costs.sh` in the repository measures them).
 //!
 #![doc = include_str!("../docs/cargo-features.md")]
 #![deny(missing_docs)]
